@@ -1,0 +1,39 @@
+"""Errors that carry a reason a person can read.
+
+A stage raises one of these when the *input* is the problem; the runner turns it into a failed
+`RunRecord` with `reason` set to the message, never a traceback on the console.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base class; `str(error)` is the reason shown to the user."""
+
+    retryable = False
+
+
+class UnsupportedFormat(PipelineError):
+    """The file's content is not a type we can extract."""
+
+
+class EmptyDocument(PipelineError):
+    """The file holds no text to index."""
+
+
+class EncryptedDocument(PipelineError):
+    """The file needs a password we do not have."""
+
+
+class BrokenDocument(PipelineError):
+    """The file is damaged beyond what the parsers can recover."""
+
+
+class InvalidName(PipelineError):
+    """A user id or source path that could escape its place or confuse an index."""
+
+
+class TransientError(PipelineError):
+    """A dependency (model, endpoint, webhook) failed in a way worth retrying."""
+
+    retryable = True

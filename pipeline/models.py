@@ -1,0 +1,195 @@
+"""The contracts every stage, adapter and runner agrees on.
+
+Plain dataclasses: they cross process boundaries (Lambda payloads, JSON run records, SQLite rows), so
+each one turns into a dict with `dataclasses.asdict` and back with `from_dict`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+ElementKind = Literal["text", "table"]
+RunStatus = Literal["running", "succeeded", "skipped", "failed"]
+
+
+@dataclass(frozen=True)
+class DocumentRef:
+    """Which document of which user, at which content version."""
+
+    user_id: str
+    source: str  # the file name as the user gave it (relative to what they ingested)
+    version: str  # content hash (sha256 hex); a changed file is a new version
+
+    @property
+    def document_id(self) -> str:
+        """Stable across versions: one user's one source is one document."""
+        digest = hashlib.sha256(f"{self.user_id}\x00{self.source}".encode()).hexdigest()
+        return digest[:20]
+
+
+@dataclass
+class Table:
+    """A table as rows of cells; the first `header_rows` rows are its header."""
+
+    rows: list[list[str]]
+    header_rows: int = 1
+
+    @property
+    def header(self) -> list[list[str]]:
+        return self.rows[: self.header_rows]
+
+    @property
+    def body(self) -> list[list[str]]:
+        return self.rows[self.header_rows :]
+
+    def to_markdown(self, rows: list[list[str]] | None = None) -> str:
+        """Markdown rendering of the header plus `rows` (all body rows by default)."""
+        body = self.body if rows is None else rows
+        width = max((len(r) for r in self.rows), default=0)
+
+        def line(cells: list[str]) -> str:
+            cells = [c.replace("|", "\\|").replace("\n", " ").strip() for c in cells]
+            cells += [""] * (width - len(cells))
+            return "| " + " | ".join(cells) + " |"
+
+        header = self.header or [[""] * width]
+        lines = [line(r) for r in header]
+        lines.insert(len(header), "|" + "---|" * width)
+        lines += [line(r) for r in body]
+        return "\n".join(lines)
+
+
+@dataclass
+class Element:
+    """One ordered piece of a document: a text block or a table, on a page (1-based)."""
+
+    kind: ElementKind
+    page: int
+    text: str = ""  # for tables: the Markdown rendering
+    table: Table | None = None
+    heading: bool = False  # a title or section heading (it becomes the heading of what follows)
+
+
+@dataclass
+class ExtractedDocument:
+    """What the extract stage returns: ordered elements, page count and warnings a person can read."""
+
+    source: str
+    title: str
+    pages: int
+    elements: list[Element]
+    language: str = "ko"
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(e.text for e in self.elements if e.text)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExtractedDocument:
+        elements = [
+            Element(**{**e, "table": Table(**e["table"]) if e.get("table") else None})
+            for e in data["elements"]
+        ]
+        return cls(**{**data, "elements": elements})
+
+
+@dataclass
+class Chunk:
+    """A piece of a document sized for embedding and retrieval."""
+
+    chunk_id: str
+    document_id: str
+    version: str
+    source: str
+    title: str
+    page_start: int
+    page_end: int
+    heading: str
+    kind: ElementKind
+    text: str
+    tokens: int
+
+    @property
+    def search_text(self) -> str:
+        """What the keyword index and the embedder see: title and heading give a chunk context."""
+        context = " · ".join(part for part in (self.title, self.heading) if part)
+        return f"{context}\n{self.text}" if context else self.text
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SearchHit:
+    """One ranked chunk returned by a search."""
+
+    chunk_id: str
+    document_id: str
+    source: str
+    title: str
+    page_start: int
+    page_end: int
+    heading: str
+    kind: ElementKind
+    text: str
+    score: float
+
+    @property
+    def page(self) -> int:
+        return self.page_start
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "page": self.page_start,
+            "page_end": self.page_end,
+            "chunk_id": self.chunk_id,
+            "score": round(self.score, 6),
+            "heading": self.heading,
+            "text": self.text,
+        }
+
+
+@dataclass
+class StageTiming:
+    stage: str
+    seconds: float
+    attempts: int = 1
+
+
+@dataclass
+class RunRecord:
+    """What happened to one file in one run: the thing `hanrag status` and notifications show."""
+
+    run_id: str
+    user_id: str
+    source: str
+    document_id: str
+    version: str
+    status: RunStatus
+    started_at: float
+    finished_at: float | None = None
+    stages: list[StageTiming] = field(default_factory=list)
+    pages: int = 0
+    chunks: int = 0
+    warnings: list[str] = field(default_factory=list)
+    reason: str | None = None
+    failed_stage: str | None = None
+    summary: str = ""
+
+    @property
+    def durations(self) -> dict[str, float]:
+        return {s.stage: round(s.seconds, 3) for s in self.stages}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        return cls(**{**data, "stages": [StageTiming(**s) for s in data.get("stages", [])]})

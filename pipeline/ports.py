@@ -1,0 +1,85 @@
+"""The ports: what the stages need from the outside world, as `typing.Protocol`s.
+
+Each port has a local adapter (`pipeline/adapters/local`) and, in the AWS issue, an AWS one. Stages
+and the runner depend on these protocols only, so a test can pass a fake and a deployment can pass
+a SageMaker endpoint without any stage noticing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from pipeline.models import Chunk, DocumentRef, RunRecord, SearchHit
+
+
+class Embedder(Protocol):
+    """Turns text into unit-length vectors. Queries and passages may be embedded differently."""
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+class SearchIndex(Protocol):
+    """A per-user hybrid (keyword + vector) index of chunks."""
+
+    def replace_document(
+        self, ref: DocumentRef, chunks: Sequence[Chunk], vectors: np.ndarray
+    ) -> None:
+        """Make `chunks` the only searchable version of the document, atomically."""
+        ...
+
+    def delete_document(self, user_id: str, document_id: str) -> int: ...
+
+    def hybrid_search(
+        self, user_id: str, query: str, query_vector: np.ndarray, k: int = 10
+    ) -> list[SearchHit]: ...
+
+
+class LLM(Protocol):
+    """A text generator. The embedded default has none; extractive fallbacks stand in."""
+
+    def complete(self, system: str, prompt: str) -> str: ...
+
+    def stream(self, system: str, prompt: str) -> Iterator[str]: ...
+
+
+class Notifier(Protocol):
+    def notify(self, record: RunRecord) -> None: ...
+
+
+class BlobStore(Protocol):
+    """Where artifacts between stages live: files under HANRAG_HOME, or S3 objects."""
+
+    def put(self, key: str, data: bytes) -> str: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def delete_prefix(self, prefix: str) -> None: ...
+
+
+class Registry(Protocol):
+    """What documents each user has, at which version, and the record of every run."""
+
+    def current_version(self, user_id: str, source: str) -> str | None: ...
+
+    def save_document(
+        self, ref: DocumentRef, *, pages: int, chunks: int, summary: str, title: str
+    ) -> None: ...
+
+    def mark_deleted(self, user_id: str, source: str) -> str | None: ...
+
+    def save_run(self, record: RunRecord) -> None: ...
+
+    def recent_runs(self, limit: int = 20, user_id: str | None = None) -> list[RunRecord]: ...
+
+    def documents(self, user_id: str) -> Iterable[dict]: ...
