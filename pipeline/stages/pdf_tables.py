@@ -1,0 +1,241 @@
+"""Ruled tables of a PDF page, read with pypdfium2 and found with pdfplumber's grid algorithm.
+
+pdfplumber's `page.find_tables()` parses every page with pdfminer (~3 pages/s on `corpus/ko`).
+Here the ruling lines come from pdfium's already parsed path objects and the cell texts from its
+text page (which keeps the spaces between Korean words); only the tested, pure-geometry part of
+pdfplumber (`merge_edges` → `edges_to_intersections` → `intersections_to_cells` →
+`cells_to_tables`, with its default "lines" settings) is reused.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pypdfium2.raw as pdfium_c
+from pdfplumber.table import (
+    Table as PlumberTable,
+)
+from pdfplumber.table import (
+    cells_to_tables,
+    edges_to_intersections,
+    intersections_to_cells,
+    merge_edges,
+)
+
+from pipeline.korean import normalize
+
+if TYPE_CHECKING:
+    import pypdfium2
+
+# pdfplumber's defaults for the "lines" strategy (TableSettings in pdfplumber 0.11.10).
+SNAP_TOLERANCE = 3.0
+JOIN_TOLERANCE = 3.0
+INTERSECTION_TOLERANCE = 3.0
+EDGE_MIN_LENGTH = 3.0
+EDGE_MIN_LENGTH_PREFILTER = 1.0
+
+# A filled rectangle thinner than this is a drawn line, not a box.
+THIN_RECT = 2.0
+# Coordinates closer than this are treated as equal: pdfium hands back single-precision floats.
+AXIS_EPSILON = 0.01
+# Form XObjects nested deeper than this are not searched (pypdfium2's own default is 15).
+MAX_FORM_DEPTH = 15
+
+Edge = dict[str, Any]
+Point = tuple[float, float]
+Matrix = tuple[float, float, float, float, float, float]
+
+
+@dataclass
+class FoundTable:
+    bbox: tuple[float, float, float, float]  # x0, top, x1, bottom: points, top-left origin
+    rows: list[list[str]]
+
+
+def find_tables(page: pypdfium2.PdfPage, textpage: pypdfium2.PdfTextPage) -> list[FoundTable]:
+    """Tables of at least 2 rows and 2 columns, top to bottom.
+
+    One-column or one-row grids are dropped: Korean public documents draw boxes around
+    paragraphs, and those are text frames, not tables.
+    """
+    height = page.get_height()
+    edges = _ruling_edges(page, height)
+    if sum(e["orientation"] == "h" for e in edges) < 3 or sum(e["orientation"] == "v" for e in edges) < 3:
+        return []  # a 2 x 2 grid needs three lines each way
+    edges = merge_edges(edges, SNAP_TOLERANCE, SNAP_TOLERANCE, JOIN_TOLERANCE, JOIN_TOLERANCE)
+    edges = [e for e in edges if e["width" if e["orientation"] == "h" else "height"] >= EDGE_MIN_LENGTH]
+    intersections = edges_to_intersections(edges, INTERSECTION_TOLERANCE, INTERSECTION_TOLERANCE)
+    cells = intersections_to_cells(intersections)
+
+    found: list[FoundTable] = []
+    for group in cells_to_tables(cells):
+        table = PlumberTable(None, group)  # rows and bbox only: no page is needed for those
+        rows = [
+            [_cell_text(textpage, cell, height) if cell else "" for cell in row.cells] for row in table.rows
+        ]
+        rows = [row for row in rows if any(row)]
+        if len(rows) < 2 or max(len(row) for row in rows) < 2:
+            continue
+        found.append(FoundTable(bbox=tuple(table.bbox), rows=rows))
+    return found
+
+
+def _cell_text(textpage: pypdfium2.PdfTextPage, cell: tuple[float, ...], height: float) -> str:
+    """The words inside one cell, its lines joined by a space (pdfium keeps Korean word spaces)."""
+    x0, top, x1, bottom = cell
+    text = textpage.get_text_bounded(x0, height - bottom, x1, height - top)
+    return " ".join(line.strip() for line in normalize(text).split("\n") if line.strip())
+
+
+# --------------------------------------------------------------------------- ruling lines
+
+
+def _ruling_edges(page: pypdfium2.PdfPage, height: float) -> list[Edge]:
+    """Horizontal and vertical edges of every painted path, as pdfplumber's `page.edges` has them."""
+    edges: list[Edge] = []
+    for path, matrix in _path_objects(page):
+        for points, closed in _subpaths(path, matrix):
+            edges += _subpath_edges(points, closed, height)
+    return [e for e in edges if e["width" if e["orientation"] == "h" else "height"] >= EDGE_MIN_LENGTH_PREFILTER]
+
+
+def _path_objects(page: pypdfium2.PdfPage) -> Iterator[tuple[Any, Matrix]]:
+    """Path objects with their matrix to page space, including those inside form XObjects.
+
+    pdfium stores an object's matrix relative to the form that holds it, so the forms' matrices
+    are composed on the way down (pypdfium2's `get_objects` would not).
+    """
+    identity: Matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+    stack = [(page.raw, pdfium_c.FPDFPage_CountObjects, pdfium_c.FPDFPage_GetObject, identity, 0)]
+    raw_matrix = pdfium_c.FS_MATRIX()
+    while stack:
+        parent, count, get, outer, depth = stack.pop()
+        for index in range(count(parent)):
+            obj = get(parent, index)
+            kind = pdfium_c.FPDFPageObj_GetType(obj)
+            if kind not in (pdfium_c.FPDF_PAGEOBJ_PATH, pdfium_c.FPDF_PAGEOBJ_FORM):
+                continue
+            if not pdfium_c.FPDFPageObj_GetMatrix(obj, raw_matrix):
+                continue
+            m = raw_matrix
+            matrix = _concat((m.a, m.b, m.c, m.d, m.e, m.f), outer)
+            if kind == pdfium_c.FPDF_PAGEOBJ_PATH:
+                yield obj, matrix
+            elif depth + 1 < MAX_FORM_DEPTH:
+                stack.append(
+                    (obj, pdfium_c.FPDFFormObj_CountObjects, pdfium_c.FPDFFormObj_GetObject, matrix, depth + 1)
+                )
+
+
+def _concat(inner: Matrix, outer: Matrix) -> Matrix:
+    """`inner` then `outer` (PDF row-vector convention: p' = p x inner x outer)."""
+    a1, b1, c1, d1, e1, f1 = inner
+    a2, b2, c2, d2, e2, f2 = outer
+    return (
+        a1 * a2 + b1 * c2,
+        a1 * b2 + b1 * d2,
+        c1 * a2 + d1 * c2,
+        c1 * b2 + d1 * d2,
+        e1 * a2 + f1 * c2 + e2,
+        e1 * b2 + f1 * d2 + f2,
+    )
+
+
+def _subpaths(path: Any, matrix: Matrix) -> Iterator[tuple[list[Point], bool]]:
+    """Each subpath's on-curve points in page space (PDF origin), and whether it is closed.
+
+    Like pdfminer, a Bézier segment counts by its end point only: its two control points are
+    skipped, so a curve between two points reads as the straight line joining them.
+    """
+    a, b, c, d, e, f = matrix
+    x, y = ctypes.c_float(), ctypes.c_float()
+    px, py = ctypes.byref(x), ctypes.byref(y)
+    points: list[Point] = []
+    closed = False
+    bezier = 0
+    for index in range(pdfium_c.FPDFPath_CountSegments(path)):
+        segment = pdfium_c.FPDFPath_GetPathSegment(path, index)
+        kind = pdfium_c.FPDFPathSegment_GetType(segment)
+        if kind == pdfium_c.FPDF_SEGMENT_MOVETO:
+            if len(points) > 1:
+                yield points, closed
+            points, closed, bezier = [], False, 0
+        elif kind == pdfium_c.FPDF_SEGMENT_BEZIERTO:
+            bezier += 1
+            if bezier % 3:
+                continue  # a control point
+        pdfium_c.FPDFPathSegment_GetPoint(segment, px, py)
+        points.append((a * x.value + c * y.value + e, b * x.value + d * y.value + f))
+        if pdfium_c.FPDFPathSegment_GetClose(segment):
+            closed = True
+    if len(points) > 1:
+        yield points, closed
+
+
+def _subpath_edges(points: list[Point], closed: bool, height: float) -> list[Edge]:
+    """pdfplumber edges of one subpath: a thin rectangle is one line, anything else its straight sides."""
+    if closed and points[-1] != points[0]:
+        points = [*points, points[0]]
+    rect = _as_rect(points)
+    if rect is not None:
+        x0, y0, x1, y1 = rect
+        if x1 - x0 < THIN_RECT and y1 - y0 >= x1 - x0:
+            middle = (x0 + x1) / 2
+            return [_edge(middle, y0, middle, y1, height)]
+        if y1 - y0 < THIN_RECT:
+            middle = (y0 + y1) / 2
+            return [_edge(x0, middle, x1, middle, height)]
+    edges = []
+    for (xa, ya), (xb, yb) in zip(points, points[1:], strict=False):
+        if abs(xa - xb) < AXIS_EPSILON or abs(ya - yb) < AXIS_EPSILON:
+            edge = _edge(xa, ya, xb, yb, height)
+            if edge["width"] or edge["height"]:
+                edges.append(edge)
+    return edges
+
+
+def _as_rect(points: list[Point]) -> tuple[float, float, float, float] | None:
+    """(x0, y0, x1, y1) when the points trace a closed axis-aligned rectangle, else None."""
+    if len(points) != 5 or _far(points[0], points[4]):
+        return None
+    (xa, ya), (xb, yb), (xc, yc), (xd, yd) = points[:4]
+    same = _same
+    if not (
+        (same(xa, xb) and same(yb, yc) and same(xc, xd) and same(yd, ya))
+        or (same(ya, yb) and same(xb, xc) and same(yc, yd) and same(xd, xa))
+    ):
+        return None
+    return min(xa, xc), min(ya, yc), max(xa, xc), max(ya, yc)
+
+
+def _same(p: float, q: float) -> bool:
+    return abs(p - q) < AXIS_EPSILON
+
+
+def _far(p: Point, q: Point) -> bool:
+    return not (_same(p[0], q[0]) and _same(p[1], q[1]))
+
+
+def _edge(xa: float, ya: float, xb: float, yb: float, height: float) -> Edge:
+    """An axis-aligned segment (PDF coordinates) as a pdfplumber edge (top-left origin)."""
+    x0, x1 = min(xa, xb), max(xa, xb)
+    top, bottom = height - max(ya, yb), height - min(ya, yb)
+    vertical = abs(xa - xb) < AXIS_EPSILON
+    if vertical:
+        x0 = x1 = (xa + xb) / 2
+    else:
+        top = bottom = (top + bottom) / 2
+    return {
+        "object_type": "path_edge",
+        "x0": x0,
+        "x1": x1,
+        "top": top,
+        "bottom": bottom,
+        "doctop": top,
+        "width": x1 - x0,
+        "height": bottom - top,
+        "orientation": "v" if vertical else "h",
+    }

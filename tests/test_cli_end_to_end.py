@@ -1,0 +1,151 @@
+"""The README's story, through the real CLI: two users ingest real Korean PDFs, ask questions, get
+answers that cite the right file and page, and never see each other's documents."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import AVIATION, BANK, FINTECH, FIXTURES, SAMPLES, TUNNEL
+
+from pipeline.cli import main
+
+pytestmark = pytest.mark.e2e
+
+
+def hanrag(home: Path, *args: str) -> tuple[int, str]:
+    """Run `hanrag ARGS` in-process against `home`; returns (exit code, stdout)."""
+    out = io.StringIO()
+    previous = os.environ.get("HANRAG_HOME")
+    os.environ["HANRAG_HOME"] = str(home)
+    try:
+        with contextlib.redirect_stdout(out):
+            code = main(list(args))
+    finally:
+        if previous is None:
+            os.environ.pop("HANRAG_HOME", None)
+        else:
+            os.environ["HANRAG_HOME"] = previous
+    return code, out.getvalue()
+
+
+def as_json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def two_users(tmp_path_factory) -> tuple[Path, list[dict], list[dict]]:
+    home = tmp_path_factory.mktemp("e2e") / "home"
+    inbox = tmp_path_factory.mktemp("inbox")
+    shutil.copy(FIXTURES / "encrypted-file.pdf", inbox / "encrypted-file.pdf")
+    code_a, out_a = hanrag(home, "ingest", str(SAMPLES), str(inbox / "encrypted-file.pdf"),
+                           "--user", "a", "--json")
+    assert code_a == 1, "one file failed, so the exit code must say so"
+    code_b, out_b = hanrag(home, "ingest", str(FIXTURES / AVIATION), "--user", "b", "--json")
+    assert code_b == 0
+    return home, as_json_lines(out_a), as_json_lines(out_b)
+
+
+def test_ingest_reports_every_file_and_the_encrypted_one_fails_alone(two_users):
+    _, records, _ = two_users
+    by_source = {r["source"]: r for r in records}
+    assert set(by_source) == {BANK, FINTECH, TUNNEL, "encrypted-file.pdf"}
+    for name in (BANK, FINTECH, TUNNEL):
+        record = by_source[name]
+        assert record["status"] == "succeeded", record
+        assert record["pages"] > 0 and record["chunks"] > 0
+        assert set(record["durations"]) == {"extract", "chunk", "embed", "index", "summarize", "notify"}
+    failed = by_source["encrypted-file.pdf"]
+    assert failed["status"] == "failed"
+    assert failed["reason"] == "encrypted PDF: a password is required"
+    assert failed["chunks"] == 0
+
+
+@pytest.mark.parametrize(
+    ("question", "source", "page", "words"),
+    [
+        ("도로터널 결로 대책 가이드라인은 연장 몇 km 이상의 터널에 적용하나요?", TUNNEL, 3, ["1km"]),
+        ("핀테크 혁신펀드 2호 펀드는 얼마 규모로 조성되나요?", FINTECH, 2, ["5,000억원"]),
+        ("지방은행이 시중은행으로 전환하면 비금융주력자 주식보유한도는 어떻게 바뀌나요?", BANK, 7, ["4%"]),
+    ],
+)
+def test_ask_answers_from_the_page_that_holds_the_answer(two_users, question, source, page, words):
+    home, _, _ = two_users
+    code, out = hanrag(home, "ask", question, "--user", "a", "--json")
+    assert code == 0
+    result = json.loads(out)
+    first = result["citations"][0]
+    assert (first["source"], first["page"]) == (source, page), result
+    for word in words:
+        assert word in result["answer"], result["answer"]
+    assert set(first) == {"source", "page", "chunk_id", "score"}
+
+
+def test_plain_ask_prints_the_answer_and_its_sources(two_users):
+    home, _, _ = two_users
+    code, out = hanrag(home, "ask", "도로터널 결로 대책 가이드라인은 연장 몇 km 이상의 터널에 적용하나요?",
+                       "--user", "a")
+    assert code == 0
+    assert "1km" in out
+    assert f"[1] {TUNNEL}, 3쪽" in out
+
+
+def test_users_never_see_each_others_documents(two_users):
+    home, _, _ = two_users
+    # b asks about a's documents: whatever comes back is b's own
+    for question in ("핀테크 혁신펀드 2호 펀드 규모", "지방은행 시중은행 전환 인가", "터널 결로"):
+        code, out = hanrag(home, "search", question, "--user", "b", "--json", "--k", "20")
+        assert code == 0
+        assert {hit["source"] for hit in json.loads(out)} <= {AVIATION}
+    code, out = hanrag(home, "search", "전문교육기관 항공훈련기관 지정", "--user", "a", "--json", "--k", "20")
+    assert AVIATION not in {hit["source"] for hit in json.loads(out)}
+    code, out = hanrag(home, "search", "핀테크", "--user", "nobody", "--json")
+    assert json.loads(out) == []
+
+
+def test_search_json_lists_ranked_chunks_with_text(two_users):
+    home, _, _ = two_users
+    code, out = hanrag(home, "search", "전문교육기관은 모두 몇 개인가요?", "--user", "b", "--json", "--k", "3")
+    hits = json.loads(out)
+    assert code == 0 and 1 <= len(hits) <= 3
+    assert all(set(h) == {"source", "page", "chunk_id", "score", "text"} for h in hits)
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    assert "68개" in " ".join(h["text"] for h in hits)
+
+
+def test_reingesting_unchanged_files_skips_them(two_users):
+    home, _, _ = two_users
+    code, out = hanrag(home, "ingest", str(FIXTURES / AVIATION), "--user", "b", "--json")
+    (record,) = as_json_lines(out)
+    assert code == 0 and record["status"] == "skipped"
+
+
+def test_status_shows_runs_with_timings_and_failure_reasons(two_users):
+    home, _, _ = two_users
+    code, out = hanrag(home, "status", "--limit", "50")
+    assert code == 0
+    assert "encrypted PDF: a password is required" in out
+    assert "failed in stage: extract" in out
+    assert "embed" in out and TUNNEL in out
+
+
+def test_delete_removes_the_document_from_search(tmp_path):
+    home = tmp_path / "home"
+    hanrag(home, "ingest", str(SAMPLES / TUNNEL), str(SAMPLES / FINTECH), "--user", "c")
+    question = "결로 유도설비는 무엇을 열원으로 하나요?"
+    _, out = hanrag(home, "search", question, "--user", "c", "--json")
+    assert TUNNEL in {h["source"] for h in json.loads(out)}
+
+    code, out = hanrag(home, "delete", TUNNEL, "--user", "c")
+    assert code == 0 and "deleted" in out
+    _, out = hanrag(home, "search", question, "--user", "c", "--json", "--k", "50")
+    assert TUNNEL not in {h["source"] for h in json.loads(out)}
+    assert {h["source"] for h in json.loads(out)} <= {FINTECH}
+
+    code, out = hanrag(home, "delete", TUNNEL, "--user", "c")
+    assert code == 1 and "no such document" in out
