@@ -1,0 +1,1 @@
+"""AWS CDK app for hanrag (the AWS deployment issue fills this package)."""
