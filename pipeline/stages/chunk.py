@@ -90,6 +90,12 @@ class _Stream:
         i = max(bisect.bisect_right(self.starts, offset) - 1, 0)
         return self.pages[i], self.headings[i]
 
+    def heading_for(self, start: int, end: int) -> str:
+        """The heading in effect where a span starts, or else the first one opened inside it."""
+        first = max(bisect.bisect_right(self.starts, start) - 1, 0)
+        last = bisect.bisect_left(self.starts, end)
+        return next((h for h in self.headings[first:last] if h), "")
+
 
 def _runs(doc: ExtractedDocument) -> Iterator[tuple[str, Element | _Stream]]:
     """Alternate text streams and tables in document order, with the heading in effect."""
@@ -187,9 +193,9 @@ def chunk_document(
             start = found if found >= 0 else cursor
             # the next chunk begins inside this one (overlap), never before it
             cursor = start + 1 if found >= 0 else cursor
-            page_start, chunk_heading = run.at(start)
+            page_start, _ = run.at(start)
             page_end, _ = run.at(start + len(piece) - 1)
-            add(piece, page_start, page_end, chunk_heading, "text")
+            add(piece, page_start, page_end, run.heading_for(start, start + len(piece)), "text")
     return chunks
 
 
