@@ -1,0 +1,137 @@
+"""The SQLite index behind the `SearchIndex` port, the summary, and the pipeline definition."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import BANK, FINTECH, SAMPLES, TUNNEL
+
+from pipeline.adapters.local.database import Database
+from pipeline.adapters.local.sqlite_index import SqliteIndex
+from pipeline.definition import STAGE_NAMES, STAGES
+from pipeline.korean import sentences
+from pipeline.models import DocumentRef
+from pipeline.stages.chunk import chunk_document
+from pipeline.stages.embed import embed_chunks
+from pipeline.stages.extract import extract
+from pipeline.stages.index import SearchOptions, fuse
+from pipeline.stages.summarize import summarize
+
+
+def prepared(name: str, user: str, embedder):
+    data = (SAMPLES / name).read_bytes()
+    ref = DocumentRef(user, name, hashlib.sha256(data).hexdigest())
+    doc = extract(data, name)
+    chunks = chunk_document(doc, ref)
+    return ref, doc, chunks, embed_chunks(chunks, embedder)
+
+
+@pytest.fixture(scope="module")
+def fintech(embedder):
+    return prepared(FINTECH, "u", embedder)
+
+
+def row_counts(db: Database) -> tuple[int, int, int]:
+    return tuple(db.execute(f"SELECT count(*) FROM {t}")[0][0] for t in ("chunks", "chunks_fts", "chunk_vectors"))
+
+
+def test_every_chunk_has_its_keyword_and_vector_rows_and_delete_removes_all(tmp_path, embedder, fintech):
+    ref, _, chunks, vectors = fintech
+    db = Database(tmp_path / "i.db")
+    index = SqliteIndex(db, embedder.dim)
+    index.replace_document(ref, chunks, vectors)
+    index.replace_document(ref, chunks, vectors)  # the same version again: no duplicates
+    assert row_counts(db) == (len(chunks),) * 3
+    assert index.delete_document("u", ref.document_id) == len(chunks)
+    assert row_counts(db) == (0, 0, 0)
+
+
+def test_search_is_filtered_by_user(tmp_path, embedder, fintech):
+    ref, _, chunks, vectors = fintech
+    index = SqliteIndex(Database(tmp_path / "i.db"), embedder.dim)
+    index.replace_document(ref, chunks, vectors)
+    query = "핀테크 혁신펀드"
+    vector = embedder.embed_query(query)
+    assert index.hybrid_search("u", query, vector, 5)
+    assert index.hybrid_search("someone-else", query, vector, 5) == []
+    assert index.keyword_search("someone-else", query, 5) == []
+    assert index.vector_search("someone-else", vector, 5) == []
+
+
+def test_a_search_during_a_version_switch_sees_exactly_one_version(tmp_path, embedder):
+    """A reader thread searches while the writer swaps two versions back and forth."""
+    ref_a, _, chunks_a, vectors_a = prepared(TUNNEL, "u", embedder)
+    ref_b = DocumentRef("u", TUNNEL, "b" * 64)
+    chunks_b = [type(c)(**{**c.to_dict(), "version": ref_b.version,
+                           "chunk_id": c.chunk_id.replace(ref_a.version[:8], "bbbbbbbb")}) for c in chunks_a]
+    db_path = tmp_path / "i.db"
+    writer = SqliteIndex(Database(db_path), embedder.dim)
+    writer.replace_document(ref_a, chunks_a, vectors_a)
+    query = "터널 결로 대응시설"
+    vector = embedder.embed_query(query)
+    seen: list[set[str]] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        reader = SqliteIndex(Database(db_path), embedder.dim)
+        while not stop.is_set():
+            hits = reader.hybrid_search("u", query, vector, 50)
+            seen.append({h.chunk_id.split("-")[1] for h in hits})
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    for i in range(10):
+        ref, chunks = (ref_b, chunks_b) if i % 2 == 0 else (ref_a, chunks_a)
+        writer.replace_document(ref, chunks, vectors_a)
+    stop.set()
+    thread.join()
+    assert len(seen) > 5
+    assert all(len(versions) == 1 for versions in seen), "never both versions, never none"
+
+
+def test_fusions_rank_a_document_found_by_both_first():
+    keyword = [(1, 9.0), (2, 5.0), (3, 1.0)]
+    vector = [(2, 0.9), (4, 0.8), (1, 0.2)]
+    for options in (SearchOptions(fusion="rrf"), SearchOptions(fusion="minmax", dense_weight=0.5)):
+        ranked = [rowid for rowid, _ in fuse(keyword, vector, options)]
+        assert ranked[0] in (1, 2) and set(ranked) == {1, 2, 3, 4}
+
+
+def test_summary_is_at_most_five_korean_sentences_from_the_document(fintech):
+    _, doc, _, _ = fintech
+    summary = summarize(doc)
+    document_sentences = set(sentences(doc.text))
+    picked = [s for s in document_sentences if s in summary]
+    assert 1 <= len(picked) <= 5
+    assert len(summary) <= sum(len(s) + 1 for s in picked)
+    assert "핀테크" in summary
+    hangul = sum("가" <= ch <= "힣" for ch in summary)
+    assert hangul / max(1, sum(ch.isalpha() for ch in summary)) > 0.8
+
+
+def test_summary_of_another_document_is_about_that_document():
+    doc = extract((SAMPLES / BANK).read_bytes(), BANK)
+    assert "은행" in summarize(doc)
+
+
+def test_the_definition_orders_the_stages_the_runner_runs():
+    assert STAGE_NAMES == ("extract", "chunk", "embed", "index", "summarize", "notify")
+    assert all(s.retry.max_attempts >= 1 for s in STAGES)
+    remote = {s.name for s in STAGES if s.retry.max_attempts > 1}
+    assert {"embed", "index", "summarize", "notify"} <= remote
+
+
+def test_no_stage_imports_boto3_or_reads_the_environment():
+    stages = Path(__file__).resolve().parent.parent / "pipeline" / "stages"
+    for path in stages.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                    if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module}
+        assert not imported & {"boto3", "botocore"}, path.name
+        assert "os.environ" not in path.read_text() and "getenv" not in path.read_text(), path.name
