@@ -19,9 +19,10 @@ CONTENT_TAGS = frozenset(
     {"NNG", "NNP", "NNB", "NR", "NP", "SL", "SH", "SN", "XR", "VV", "VA", "MAG", "XSN"}
 )
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
 # A line that opens with a bullet or an item number starts a new sentence even without a period:
 # Korean public documents are written in such items ("□ 추진 배경", "ㅇ 지원 확대", "※ 참고").
-_ITEM_START = re.compile(r"\n(?=[ \t]*(?:[□■◆◇○●◦ㅇ▲△▶▷➡→※*•·\-–]|\d{1,2}[.)]\s|[가-하][.)]\s|\(\d{1,2}\)))")
+_ITEM_START = re.compile(r"\n(?=[ \t]*(?:[□■◆◇○●◦ㅇ▲△▶▷➡→※*•·▪◈\-–]|\d{1,2}[.)]\s|[가-하][.)]\s|\(\d{1,2}\)))")
 _lock = threading.Lock()
 
 
@@ -33,6 +34,8 @@ def kiwi() -> Kiwi:
 def normalize(text: str) -> str:
     """NFC, no control characters, no runs of spaces (tabs become spaces)."""
     text = unicodedata.normalize("NFC", text)
+    # Hangul word processors draw bullets with private-use glyphs of their own fonts.
+    text = _PRIVATE_USE.sub("•", text)
     text = text.replace("\x00", "").replace("\t", " ").replace("\r\n", "\n").replace("\r", "\n")
     text = re.sub(r"[^\S\n]+", " ", text)
     return text
