@@ -71,14 +71,14 @@ def extractive_answer(question: str, hits: list[SearchHit], max_sentences: int =
     candidates: list[tuple[float, int, int, str]] = []  # (score, hit rank, position, sentence)
     seen: set[str] = set()  # overlapping chunks share sentences
     for rank, hit in enumerate(hits[:top_chunks]):
-        found = [s for s in sentences(hit.text) if len(s) >= 8 and not s.startswith("|") and s not in seen]
+        found = [s for s in sentences(hit.text) if len(s) >= 20 and not s.startswith("|") and s not in seen]
         seen.update(found)
         for position, (sentence, terms) in enumerate(zip(found, analyze_many(found), strict=True)):
             overlap = len(wanted & set(terms))
             if overlap:
-                # share of the question's words the sentence covers, a little less for long sentences
-                # and for lower-ranked chunks: short, on-topic sentences from the best chunk win
-                score = overlap / len(wanted) - 0.002 * len(sentence) - 0.05 * rank
+                # share of the question's words the sentence covers, a little less for very long
+                # sentences and for lower-ranked chunks; titles and fragments (< 20 chars) never count
+                score = overlap / len(wanted) - 0.001 * max(0, len(sentence) - 150) - 0.05 * rank
                 if sentence.endswith("?"):  # FAQ-style documents repeat the question; answer instead
                     score -= 0.3
                 candidates.append((score, rank, position, sentence))
