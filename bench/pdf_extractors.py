@@ -42,7 +42,7 @@ def main() -> None:
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     files = sorted(args.corpus.glob("*.pdf"))
     print(f"{len(files)} PDFs from {args.corpus}\n")
-    print(f"| extractor | pages | pages/s | 15+ Hangul without a space | Hangul␣Hangul | tabs | empty pages |")
+    print("| extractor | pages | pages/s | 15+ Hangul without a space | Hangul␣Hangul | tabs | empty pages |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, read in (("pypdf", read_pypdf), ("pypdfium2", read_pypdfium2)):
         started = time.perf_counter()
