@@ -25,6 +25,7 @@ demo: $(STAMP)
 	$(BIN)/hanrag ask "$(QUESTION)" --user demo
 
 test: $(STAMP)
+	$(BIN)/ruff check pipeline chat infra tests bench
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -149,3 +149,20 @@ def test_delete_removes_the_document_from_search(tmp_path):
 
     code, out = hanrag(home, "delete", TUNNEL, "--user", "c")
     assert code == 1 and "no such document" in out
+
+
+def test_the_installed_command_reports_a_bad_file_and_exits_1(tmp_path):
+    """The `hanrag` console script itself, as a user runs it (a child process, no progress bar)."""
+    import subprocess
+    import sys
+
+    command = Path(sys.executable).with_name("hanrag")
+    env = {**os.environ, "HANRAG_HOME": str(tmp_path / "home")}
+    done = subprocess.run([str(command), "ingest", str(FIXTURES / "empty.txt"), "--user", "a"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1
+    assert "✗ empty.txt  empty file: there is no text to index" in done.stdout
+    assert "Traceback" not in done.stderr
+    done = subprocess.run([str(command), "ingest", str(tmp_path / "missing.pdf"), "--user", "a"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and "no such file or folder" in done.stderr
