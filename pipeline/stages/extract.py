@@ -6,12 +6,12 @@ then they are refused with a reason naming what the file is.
 
 PDF text comes from pypdfium2: on the Korean public PDFs of `corpus/ko` it keeps the spaces
 between Korean words that pypdf drops, and reads ~24x faster (see `bench/pdf_extractors.py`).
-Tables come from pdfplumber, run only on pages that draw enough lines to hold one.
+Tables are the ruled grids `pdf_tables.find_tables` finds on the same pdfium pages (pdfplumber's
+grid algorithm without its pdfminer parse, which held PDF extraction to ~3 pages/s).
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 from dataclasses import dataclass
@@ -20,6 +20,7 @@ from pathlib import PurePath
 from pipeline.errors import BrokenDocument, EmptyDocument, EncryptedDocument, UnsupportedFormat
 from pipeline.korean import is_mostly_korean, normalize
 from pipeline.models import Element, ExtractedDocument, Table
+from pipeline.stages.pdf_tables import FoundTable, find_tables
 
 log = logging.getLogger(__name__)
 
@@ -204,14 +205,11 @@ def extract_pdf(data: bytes, source: str, options: ExtractOptions) -> ExtractedD
                 "set HANRAG_MAX_PAGES to raise it)"
             )
         title = _pdf_title(pdf) or PurePath(source).stem
-        table_pages = _pages_with_rulings(pdf) if options.pdf_tables else set()
-        tables = _pdf_tables(data, table_pages, options.pdf_password) if table_pages else {}
-
         elements: list[Element] = []
         blank_pages: list[int] = []
         for index in range(page_count):
             page_number = index + 1
-            page_elements = _pdf_page_elements(pdf[index], page_number, tables.get(page_number, []))
+            page_elements = _pdf_page_elements(pdf[index], page_number, options.pdf_tables)
             if not any(e.text.strip() for e in page_elements):
                 blank_pages.append(page_number)
             elements.extend(page_elements)
@@ -247,74 +245,40 @@ def _pdf_title(pdf) -> str:
     return title
 
 
-def _pages_with_rulings(pdf, min_paths: int = 6) -> set[int]:
-    """Pages that draw at least `min_paths` vector paths: the only ones worth a table search."""
-    import pypdfium2.raw as pdfium_c
-
-    pages = set()
-    for index in range(len(pdf)):
-        page = pdf[index]
-        paths = sum(1 for _ in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_PATH], max_depth=1))
-        if paths >= min_paths:
-            pages.add(index + 1)
-    return pages
-
-
-@dataclass
-class _FoundTable:
-    bbox: tuple[float, float, float, float]  # x0, top, x1, bottom (top-left origin, points)
-    table: Table
-
-
-def _pdf_tables(data: bytes, pages: set[int], password: str | None) -> dict[int, list[_FoundTable]]:
-    """pdfplumber tables of the given pages; boxes that hold one cell are text frames, not tables."""
-    import pdfplumber
-
-    found: dict[int, list[_FoundTable]] = {}
-    try:
-        with pdfplumber.open(io.BytesIO(data), password=password or "") as pdf:
-            for number in sorted(pages):
-                page = pdf.pages[number - 1]
-                for candidate in page.find_tables():
-                    rows = [
-                        [normalize(cell or "").replace("\n", " ").strip() for cell in row]
-                        for row in candidate.extract()
-                    ]
-                    rows = [r for r in rows if any(r)]
-                    if len(rows) < 2 or max(len(r) for r in rows) < 2:
-                        continue
-                    found.setdefault(number, []).append(
-                        _FoundTable(tuple(candidate.bbox), Table(rows=rows, header_rows=1))
-                    )
-                page.close()
-    except Exception as error:  # tables are a bonus: the text layer still carries the words
-        log.warning("table extraction failed: %s", error)
-        return {}
-    return found
-
-
-def _pdf_page_elements(page, number: int, tables: list[_FoundTable]) -> list[Element]:
+def _pdf_page_elements(page, number: int, with_tables: bool) -> list[Element]:
     """Text and tables of one page in reading order; table areas are read as tables only."""
     textpage = page.get_textpage()
     try:
+        tables = _page_tables(page, textpage, number) if with_tables else []
         if not tables:
             return _blocks(textpage.get_text_range(), number)
-        width, height = page.get_size()
+        # Table boxes are measured down from the top of the media box (see `find_tables`).
+        left, page_bottom, right, page_top = page.get_mediabox()
         elements: list[Element] = []
         cursor = 0.0  # top of the band not yet read, from the top of the page
-        for found in sorted(tables, key=lambda t: t.bbox[1]):
+        for found in tables:
             x0, top, x1, bottom = found.bbox
             if top > cursor:
-                elements += _blocks(textpage.get_text_bounded(0, height - top, width, height - cursor), number)
+                elements += _blocks(textpage.get_text_bounded(left, page_top - top, right, page_top - cursor), number)
             # text beside the table (a side note, a unit line) is kept too
-            if x0 > 20:
-                elements += _blocks(textpage.get_text_bounded(0, height - bottom, x0, height - top), number)
-            elements.append(Element("table", number, found.table.to_markdown(), table=found.table))
-            if x1 < width - 20:
-                elements += _blocks(textpage.get_text_bounded(x1, height - bottom, width, height - top), number)
+            if x0 - left > 20:
+                elements += _blocks(textpage.get_text_bounded(left, page_top - bottom, x0, page_top - top), number)
+            table = Table(rows=found.rows, header_rows=1)
+            elements.append(Element("table", number, table.to_markdown(), table=table))
+            if x1 < right - 20:
+                elements += _blocks(textpage.get_text_bounded(x1, page_top - bottom, right, page_top - top), number)
             cursor = max(cursor, bottom)
-        if cursor < height:
-            elements += _blocks(textpage.get_text_bounded(0, 0, width, height - cursor), number)
+        if cursor < page_top - page_bottom:
+            elements += _blocks(textpage.get_text_bounded(left, page_bottom, right, page_top - cursor), number)
         return elements
     finally:
         textpage.close()
+
+
+def _page_tables(page, textpage, number: int) -> list[FoundTable]:
+    """Ruled tables of the page, top to bottom; none if the search fails (the text still has the words)."""
+    try:
+        return sorted(find_tables(page, textpage), key=lambda t: t.bbox[1])
+    except Exception as error:  # tables are a bonus: the text layer still carries the words
+        log.warning("table search failed on page %d: %s", number, error)
+        return []

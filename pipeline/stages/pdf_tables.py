@@ -41,6 +41,10 @@ EDGE_MIN_LENGTH_PREFILTER = 1.0
 THIN_RECT = 2.0
 # Coordinates closer than this are treated as equal: pdfium hands back single-precision floats.
 AXIS_EPSILON = 0.01
+# A character belongs to the cell that holds the point this far right of its left edge.
+CHAR_START_OFFSET = 2.0
+# Two characters of a cell whose centres are this far apart vertically are on different lines.
+NEW_LINE = 3.0
 # Form XObjects nested deeper than this are not searched (pypdfium2's own default is 15).
 MAX_FORM_DEPTH = 15
 
@@ -59,23 +63,28 @@ def find_tables(page: pypdfium2.PdfPage, textpage: pypdfium2.PdfTextPage) -> lis
     """Tables of at least 2 rows and 2 columns, top to bottom.
 
     One-column or one-row grids are dropped: Korean public documents draw boxes around
-    paragraphs, and those are text frames, not tables.
+    paragraphs, and those are text frames, not tables. `top`/`bottom` are measured down from the
+    top of the media box, as pdfplumber does (`page.get_size()` is the crop box, which differs on
+    some files, e.g. "3. 향후 통화신용정책 방향.pdf").
     """
-    height = page.get_height()
-    edges = _ruling_edges(page, height)
+    page_top = page.get_mediabox()[3]
+    edges = _ruling_edges(page, page_top)
     if sum(e["orientation"] == "h" for e in edges) < 3 or sum(e["orientation"] == "v" for e in edges) < 3:
         return []  # a 2 x 2 grid needs three lines each way
     edges = merge_edges(edges, SNAP_TOLERANCE, SNAP_TOLERANCE, JOIN_TOLERANCE, JOIN_TOLERANCE)
     edges = [e for e in edges if e["width" if e["orientation"] == "h" else "height"] >= EDGE_MIN_LENGTH]
     intersections = edges_to_intersections(edges, INTERSECTION_TOLERANCE, INTERSECTION_TOLERANCE)
     cells = intersections_to_cells(intersections)
+    groups = cells_to_tables(cells)
+    if not groups:
+        return []
 
+    chars = _page_chars(textpage, page_top)
     found: list[FoundTable] = []
-    for group in cells_to_tables(cells):
+    for group in groups:
         table = PlumberTable(None, group)  # rows and bbox only: no page is needed for those
-        rows = [
-            [_cell_text(textpage, cell, height) if cell else "" for cell in row.cells] for row in table.rows
-        ]
+        texts = _cell_texts(chars, group, table.bbox)
+        rows = [[texts.get(cell, "") if cell else "" for cell in row.cells] for row in table.rows]
         rows = [row for row in rows if any(row)]
         if len(rows) < 2 or max(len(row) for row in rows) < 2:
             continue
@@ -83,22 +92,85 @@ def find_tables(page: pypdfium2.PdfPage, textpage: pypdfium2.PdfTextPage) -> lis
     return found
 
 
-def _cell_text(textpage: pypdfium2.PdfTextPage, cell: tuple[float, ...], height: float) -> str:
-    """The words inside one cell, its lines joined by a space (pdfium keeps Korean word spaces)."""
-    x0, top, x1, bottom = cell
-    text = textpage.get_text_bounded(x0, height - bottom, x1, height - top)
-    return " ".join(line.strip() for line in normalize(text).split("\n") if line.strip())
+# --------------------------------------------------------------------------- cell texts
+
+# A character of the text page and the point that places it (top-left origin), or None for a
+# space or line break.
+Char = tuple[str, float, float] | None
+
+
+def _page_chars(textpage: pypdfium2.PdfTextPage, page_top: float) -> list[Char]:
+    """Every character of the text page in reading order, with the point that places it in a cell.
+
+    Spaces pdfium generates between words (the Korean word spacing pypdf loses) and line breaks
+    are kept as separators; they have no box worth placing.
+    """
+    chars: list[Char] = []
+    box = pdfium_c.FS_RECTF()
+    ref = ctypes.byref(box)
+    for index in range(pdfium_c.FPDFText_CountChars(textpage)):
+        code = pdfium_c.FPDFText_GetUnicode(textpage, index)
+        char = chr(code) if 0 < code < 0x110000 else ""
+        if not char.strip() or pdfium_c.FPDFText_IsGenerated(textpage, index) == 1:
+            chars.append(None)
+            continue
+        if not pdfium_c.FPDFText_GetLooseCharBox(textpage, index, ref):
+            chars.append(None)
+            continue
+        # Some fonts report every glyph as an em wide (a ")" then overhangs into the next cell),
+        # so a character is placed by where it starts, not by its box's centre.
+        h_mid = box.left + min((box.right - box.left) / 2, CHAR_START_OFFSET)
+        chars.append((char, h_mid, page_top - (box.top + box.bottom) / 2))
+    return chars
+
+
+def _cell_texts(
+    chars: list[Char], cells: list[tuple[float, ...]], bbox: tuple[float, ...]
+) -> dict[tuple[float, ...], str]:
+    """Text of each cell, a character going to the cell that holds its placing point.
+
+    pdfplumber places a character by its centre; here the horizontal point is capped at
+    `CHAR_START_OFFSET` past its left edge (see `_page_chars`), which on `corpus/ko` matches
+    pdfplumber's cells more often than pdfium's box centre does.
+
+    `get_text_bounded` would take any character whose box merely touches the cell, and in tight
+    Korean tables that pulls in the neighbouring row. Characters of one cell that are not adjacent
+    in the text page (a space, a line break or another cell's text between them) get a space.
+    """
+    x0, top, x1, bottom = bbox
+    parts: dict[tuple[float, ...], list[str]] = {}
+    last: dict[tuple[float, ...], tuple[int, float, float]] = {}  # the cell's last char: index, h, v
+    for index, item in enumerate(chars):
+        if item is None:
+            continue
+        char, h_mid, v_mid = item
+        if not (x0 <= h_mid < x1 and top <= v_mid < bottom):
+            continue
+        for cell in cells:
+            if cell[0] <= h_mid < cell[2] and cell[1] <= v_mid < cell[3]:
+                text = parts.setdefault(cell, [])
+                if text:
+                    last_index, last_h_mid, last_v_mid = last[cell]
+                    # pdfium does not always break a line wrapped inside a narrow cell ("전문" /
+                    # "대학"): a new line is a space, as in pdfplumber's cell text. (A superscript
+                    # moves up or down too, but to the right.)
+                    if index - last_index > 1 or (v_mid - last_v_mid > NEW_LINE and h_mid < last_h_mid):
+                        text.append(" ")
+                text.append(char)
+                last[cell] = (index, h_mid, v_mid)
+                break
+    return {cell: " ".join(normalize("".join(text)).split()) for cell, text in parts.items()}
 
 
 # --------------------------------------------------------------------------- ruling lines
 
 
-def _ruling_edges(page: pypdfium2.PdfPage, height: float) -> list[Edge]:
+def _ruling_edges(page: pypdfium2.PdfPage, page_top: float) -> list[Edge]:
     """Horizontal and vertical edges of every painted path, as pdfplumber's `page.edges` has them."""
     edges: list[Edge] = []
     for path, matrix in _path_objects(page):
         for points, closed in _subpaths(path, matrix):
-            edges += _subpath_edges(points, closed, height)
+            edges += _subpath_edges(points, closed, page_top)
     return [e for e in edges if e["width" if e["orientation"] == "h" else "height"] >= EDGE_MIN_LENGTH_PREFILTER]
 
 
@@ -175,7 +247,7 @@ def _subpaths(path: Any, matrix: Matrix) -> Iterator[tuple[list[Point], bool]]:
         yield points, closed
 
 
-def _subpath_edges(points: list[Point], closed: bool, height: float) -> list[Edge]:
+def _subpath_edges(points: list[Point], closed: bool, page_top: float) -> list[Edge]:
     """pdfplumber edges of one subpath: a thin rectangle is one line, anything else its straight sides."""
     if closed and points[-1] != points[0]:
         points = [*points, points[0]]
@@ -184,14 +256,14 @@ def _subpath_edges(points: list[Point], closed: bool, height: float) -> list[Edg
         x0, y0, x1, y1 = rect
         if x1 - x0 < THIN_RECT and y1 - y0 >= x1 - x0:
             middle = (x0 + x1) / 2
-            return [_edge(middle, y0, middle, y1, height)]
+            return [_edge(middle, y0, middle, y1, page_top)]
         if y1 - y0 < THIN_RECT:
             middle = (y0 + y1) / 2
-            return [_edge(x0, middle, x1, middle, height)]
+            return [_edge(x0, middle, x1, middle, page_top)]
     edges = []
     for (xa, ya), (xb, yb) in zip(points, points[1:], strict=False):
         if abs(xa - xb) < AXIS_EPSILON or abs(ya - yb) < AXIS_EPSILON:
-            edge = _edge(xa, ya, xb, yb, height)
+            edge = _edge(xa, ya, xb, yb, page_top)
             if edge["width"] or edge["height"]:
                 edges.append(edge)
     return edges
@@ -219,10 +291,10 @@ def _far(p: Point, q: Point) -> bool:
     return not (_same(p[0], q[0]) and _same(p[1], q[1]))
 
 
-def _edge(xa: float, ya: float, xb: float, yb: float, height: float) -> Edge:
+def _edge(xa: float, ya: float, xb: float, yb: float, page_top: float) -> Edge:
     """An axis-aligned segment (PDF coordinates) as a pdfplumber edge (top-left origin)."""
     x0, x1 = min(xa, xb), max(xa, xb)
-    top, bottom = height - max(ya, yb), height - min(ya, yb)
+    top, bottom = page_top - max(ya, yb), page_top - min(ya, yb)
     vertical = abs(xa - xb) < AXIS_EPSILON
     if vertical:
         x0 = x1 = (xa + xb) / 2
