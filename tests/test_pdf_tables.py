@@ -14,7 +14,7 @@ import pytest
 from conftest import AVIATION, FIXTURES
 
 from pipeline.stages.extract import extract
-from pipeline.stages.pdf_tables import FoundTable, find_tables
+from pipeline.stages.extract.pdf_tables import FoundTable, find_tables
 
 
 @pytest.fixture(scope="module")
