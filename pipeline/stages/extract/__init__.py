@@ -7,6 +7,9 @@ recognise but do not read yet are refused with a reason naming what the file is.
 
 from __future__ import annotations
 
+import io
+import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -22,16 +25,71 @@ __all__ = ["ExtractOptions", "decode_text", "extract", "sniff_format"]
 TEXT_EXTENSIONS = {".txt", ".text", ".md", ".markdown", ".csv", ".tsv", ".log"}
 HTML_EXTENSIONS = {".html", ".htm", ".xhtml"}
 
-# Magic bytes of formats we recognise but do not extract yet, so the reason can name them.
-_KNOWN_MAGIC = (
-    (b"PK\x03\x04", "a ZIP container (DOCX, PPTX, XLSX, HWPX, ODT or ZIP)"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an OLE compound file (HWP, DOC, XLS, PPT or MSG)"),
-    (b"\x89PNG", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF8", "a GIF image"),
-    (b"{\\rtf", "an RTF document"),
-    (b"\x1f\x8b", "a gzip archive"),
+# Magic bytes of formats recognised by content, so a refusal can name what the file really is.
+_MAGIC = (
+    (b"\x89PNG", "png", "a PNG image"),
+    (b"\xff\xd8\xff", "jpeg", "a JPEG image"),
+    (b"II*\x00", "tiff", "a TIFF image"),
+    (b"MM\x00*", "tiff", "a TIFF image"),
+    (b"GIF8", "gif", "a GIF image"),
+    (b"{\\rtf", "rtf", "an RTF document"),
+    (b"\x1f\x8b", "gzip", "a gzip archive"),
 )
+_EMAIL_HEADERS = re.compile(rb"^(?:(?:Return-Path|Received|From|To|Subject|Date|MIME-Version|Message-ID):[^\n]*\r?\n)+"
+                            rb"(?:(?:[A-Za-z-]+:|[ \t])[^\n]*\r?\n)*", re.I)
+ZIP_MAGIC = b"PK\x03\x04"
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+# What each kind is called in a refusal.
+DESCRIPTIONS = {
+    "hwpx": "an HWPX document", "docx": "a Word document (DOCX)", "pptx": "a PowerPoint file (PPTX)",
+    "xlsx": "an Excel workbook (XLSX)", "odt": "an OpenDocument text (ODT)", "zip": "a ZIP archive",
+    "hwp": "an HWP document", "doc": "a Word 97-2003 document (DOC)", "xls": "an Excel 97-2003 workbook (XLS)",
+    "ppt": "a PowerPoint 97-2003 file (PPT)", "msg": "an Outlook message (MSG)",
+    "encrypted-office": "a password-protected Office document", "eml": "an e-mail message (EML)",
+    "ole": "an OLE compound file",
+    **{kind: what for _, kind, what in _MAGIC},
+}
+
+
+def _zip_kind(data: bytes) -> str:
+    """Which ZIP-based format: HWPX, DOCX, PPTX, XLSX, ODT or a plain archive."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+            mimetype = archive.read("mimetype")[:80].decode("ascii", "replace") if "mimetype" in names else ""
+    except (zipfile.BadZipFile, OSError, KeyError):
+        raise BrokenDocument("broken ZIP container: the archive cannot be read") from None
+    if mimetype.startswith("application/hwp") or any(n.startswith("Contents/section") for n in names):
+        return "hwpx"
+    if mimetype == "application/vnd.oasis.opendocument.text":
+        return "odt"
+    for prefix, kind in (("word/", "docx"), ("ppt/", "pptx"), ("xl/", "xlsx")):
+        if any(n.startswith(prefix) for n in names):
+            return kind
+    return "zip"
+
+
+def _ole_kind(data: bytes) -> str:
+    """Which OLE compound file: HWP 5, legacy Office, Outlook MSG, or an encrypted OOXML package."""
+    import olefile
+
+    try:
+        with olefile.OleFileIO(data) as ole:
+            streams = {"/".join(entry) for entry in ole.listdir(streams=True, storages=True)}
+    except OSError:
+        raise BrokenDocument("broken OLE compound file: its directory cannot be read") from None
+    if "FileHeader" in streams and any(s.startswith(("BodyText", "ViewText")) for s in streams):
+        return "hwp"
+    if "EncryptedPackage" in streams:
+        return "encrypted-office"
+    if any(s.startswith("__substg1.0_") for s in streams):
+        return "msg"
+    for stream, kind in (("WordDocument", "doc"), ("Workbook", "xls"), ("Book", "xls"),
+                         ("PowerPoint Document", "ppt")):
+        if stream in streams:
+            return kind
+    return "ole"
 
 
 @dataclass(frozen=True)
@@ -42,16 +100,23 @@ class ExtractOptions:
 
 
 def sniff_format(data: bytes, source: str) -> str:
-    """'pdf', 'html' or 'text' from the content; raises `UnsupportedFormat` otherwise."""
+    """The file's kind by content: 'pdf', 'html', 'text', one of `DESCRIPTIONS`' keys, or
+    `UnsupportedFormat` for binary data we cannot name."""
     head = data[:2048]
     ext = PurePath(source).suffix.lower()
     if head.lstrip()[:5] == b"%PDF-" or b"%PDF-" in data[:1024]:
         return "pdf"
-    for magic, what in _KNOWN_MAGIC:
+    if head.startswith(ZIP_MAGIC):
+        return _zip_kind(data)
+    if head.startswith(OLE_MAGIC):
+        return _ole_kind(data)
+    for magic, kind, _ in _MAGIC:
         if head.startswith(magic):
-            raise UnsupportedFormat(f"unsupported file type: {what} ({ext or 'no extension'})")
+            return kind
     if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise UnsupportedFormat(f"unsupported file type: binary data ({ext or 'no extension'})")
+    if ext == ".eml" or _EMAIL_HEADERS.match(head):
+        return "eml"
     lowered = head.lower().lstrip()
     if ext in HTML_EXTENSIONS or lowered.startswith((b"<!doctype html", b"<html")):
         return "html"
@@ -73,8 +138,11 @@ def extract(data: bytes, source: str, options: ExtractOptions | None = None) -> 
         doc = extract_pdf(data, source, options)
     elif kind == "html":
         doc = extract_html(decode_text(data), source)
-    else:
+    elif kind == "text":
         doc = extract_text(decode_text(data), source)
+    else:
+        ext = PurePath(source).suffix.lower() or "no extension"
+        raise UnsupportedFormat(f"unsupported file type: {DESCRIPTIONS.get(kind, kind)} ({ext})")
     if not any(e.text.strip() for e in doc.elements):
         raise EmptyDocument("; ".join(doc.warnings) or "no text found in the file")
     doc.language = "ko" if is_mostly_korean(doc.text) else "en"
