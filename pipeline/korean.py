@@ -74,3 +74,67 @@ def analyze_many(texts: list[str]) -> list[list[str]]:
     with _lock:
         results = kiwi().tokenize(texts)
     return [[t.form.lower() for t in tokens if t.tag in CONTENT_TAGS] for tokens in results]
+
+
+_CONTEXT = 16  # characters on each side of a line break that Kiwi sees
+# Morphemes that cannot start a word: particles, endings, suffixes, the copula.
+_BOUND_TAGS = ("J", "E", "XS", "VCP")
+
+
+def join_wrapped_lines(lines: list[str]) -> list[str]:
+    """Rejoin lines that a PDF wrapped inside a Korean word (`빠` / `르게` → `빠르게`).
+
+    Hangul word processors wrap at any syllable, so a break between two Hangul syllables is either
+    a space or nothing. Kiwi reads the text around the break written without it: when a verb or
+    adjective stem spans the break (빠르-, 정하-) or the right side starts with a particle, an
+    ending or a suffix (-하기, -을), the break was inside a word. When a noun spans it, Kiwi may be
+    guessing an unknown compound (하계결로), so the glued reading must also score clearly better
+    than the spaced one (운전자). Breaks after a space, after a short line (a heading or the last
+    line of a paragraph: wrapping happens only on full lines) or next to anything but Hangul stay.
+    """
+    full = 0.6 * max((len(line.strip()) for line in lines), default=0)
+    candidates: list[tuple[int, str, str]] = []  # (line index, left context, right context)
+    for i in range(len(lines) - 1):
+        before, after = lines[i], lines[i + 1].lstrip()
+        if (before and not before[-1].isspace() and len(before.strip()) >= full
+                and _HANGUL.match(before[-1]) and _HANGUL.match(after[:1])):
+            candidates.append((i, before[-_CONTEXT:], after[:_CONTEXT]))
+    if not candidates:
+        return lines
+    with _lock:
+        analyses = list(kiwi().tokenize([left + right for _, left, right in candidates]))
+    glue: set[int] = set()
+    nouns: list[tuple[int, str, str]] = []
+    for (i, left, right), tokens in zip(candidates, analyses, strict=True):
+        verdict = _break_inside_word(tokens, len(left))
+        if verdict == "noun":
+            nouns.append((i, left, right))
+        elif verdict:
+            glue.add(i)
+    if nouns:
+        with _lock:
+            glued = [kiwi().analyze(left + right, top_n=1)[0][1] for _, left, right in nouns]
+            spaced = [kiwi().analyze(f"{left} {right}", top_n=1)[0][1] for _, left, right in nouns]
+        glue |= {i for (i, _, _), g, s in zip(nouns, glued, spaced, strict=True) if g - s >= _CLEARLY_BETTER}
+    joined: list[str] = []
+    for i, line in enumerate(lines):
+        if i - 1 in glue:
+            joined[-1] = joined[-1] + line.lstrip()
+        else:
+            joined.append(line)
+    return joined
+
+
+_CLEARLY_BETTER = 5.0  # log-probability margin; word-internal breaks measured 15–30, compounds 0–3
+
+
+def _break_inside_word(tokens, junction: int) -> bool | str:
+    """True if the break at `junction` is inside a word, 'noun' if only a noun spans it."""
+    for token in tokens:
+        if token.start < junction < token.start + token.len:
+            return "noun" if token.tag.startswith("NN") else True
+        if token.start + token.len == junction and token.tag == "XPN":
+            return True  # a prefix (대-, 비-) belongs to the next word
+        if token.start == junction:
+            return token.tag.startswith(_BOUND_TAGS)
+    return False

@@ -9,7 +9,7 @@ import re
 from pathlib import PurePath
 
 from pipeline.errors import UnsupportedFormat
-from pipeline.korean import normalize
+from pipeline.korean import join_wrapped_lines, normalize
 from pipeline.models import Element, ExtractedDocument
 
 # Lines that open a section in Korean public documents and most reports: "Ⅰ. 추진 배경", "1. 개요",
@@ -46,7 +46,8 @@ def blocks(text: str, page: int) -> list[Element]:
     """Split text into paragraph blocks; short section-opening lines become headings."""
     elements: list[Element] = []
     for paragraph in re.split(r"\n\s*\n", normalize(text)):
-        lines = [ln.strip() for ln in paragraph.split("\n") if ln.strip() and not _PAGE_NUMBER.match(ln)]
+        kept = [ln.lstrip() for ln in paragraph.split("\n") if ln.strip() and not _PAGE_NUMBER.match(ln)]
+        lines = [ln.strip() for ln in join_wrapped_lines(kept)]
         buffer: list[str] = []
         for line in lines:
             if _HEADING.match(line):
