@@ -124,7 +124,8 @@ def test_lines_wrapped_inside_a_korean_word_are_rejoined():
     """The guideline wraps at any syllable (`빠` / `르게`); a reader sees one word, and so do we."""
     doc = extract(read(SAMPLES / TUNNEL), TUNNEL)
     page4 = " ".join(e.text.replace("\n", " ") for e in doc.elements if e.page == 4)
-    for word in ("오염물질을 빠르게 배출하기", "운전자에게 결로 발생 상황", "주의를 환기시켜 감속운행", "대용량의 설비"):
+    expected = ("오염물질을 빠르게 배출하기", "운전자에게 결로 발생 상황", "주의를 환기시켜 감속운행", "대용량의 설비")
+    for word in expected:
         assert word in page4, word
     # two whole words across a line break keep their space; a heading is never glued to its text
     assert "터널 내 하계 결로 발생이" in page4
