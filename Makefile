@@ -18,6 +18,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
+	@scripts/system-packages.sh
 	@rm -f $(VENV)/.installed-*; touch $@
 
 demo: $(STAMP)
@@ -25,6 +26,7 @@ demo: $(STAMP)
 	$(BIN)/hanrag ask "$(QUESTION)" --user demo
 
 test: $(STAMP)
+	@scripts/system-packages.sh --with-browser
 	$(BIN)/ruff check pipeline chat infra tests bench
 	$(BIN)/python -m pytest
 

@@ -52,6 +52,7 @@ class Settings:
                 pdf_tables=env.get("HANRAG_PDF_TABLES", "1") not in ("0", "false", "no"),
                 pdf_password=env.get("HANRAG_PDF_PASSWORD") or None,
                 max_pages=int(number("HANRAG_MAX_PAGES", 5000)),
+                ocr=env.get("HANRAG_OCR", "1").lower() not in ("0", "false", "no", "off"),
             ),
             chunk=ChunkOptions(
                 chunk_tokens=int(number("HANRAG_CHUNK_TOKENS", 512)),

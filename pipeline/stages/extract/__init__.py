@@ -17,7 +17,9 @@ from pipeline.errors import BrokenDocument, EmptyDocument, UnsupportedFormat
 from pipeline.korean import is_mostly_korean
 from pipeline.models import ExtractedDocument
 from pipeline.stages.extract.html import extract_html
+from pipeline.stages.extract.ocr import extract_image
 from pipeline.stages.extract.pdf import extract_pdf
+from pipeline.stages.extract.quality import garbled_reason
 from pipeline.stages.extract.text import decode_text, extract_text
 
 __all__ = ["ExtractOptions", "decode_text", "extract", "sniff_format"]
@@ -97,6 +99,7 @@ class ExtractOptions:
     pdf_tables: bool = True
     pdf_password: str | None = None
     max_pages: int = 5000
+    ocr: bool = True  # read image-only and garbled pages, and images, with Tesseract when it is installed
 
 
 def sniff_format(data: bytes, source: str) -> str:
@@ -127,6 +130,24 @@ def sniff_format(data: bytes, source: str) -> str:
     raise UnsupportedFormat(f"unsupported file type: {ext}")
 
 
+def drop_garbled_pages(doc: ExtractedDocument) -> None:
+    """Keep mojibake out of the index: a page whose text looks garbled is dropped, with a warning."""
+    pages: dict[int, list[str]] = {}
+    for element in doc.elements:
+        pages.setdefault(element.page, []).append(element.text)
+    garbled = {page: reason for page, texts in pages.items() if (reason := garbled_reason("\n".join(texts)))}
+    if not garbled:
+        return
+    doc.elements = [e for e in doc.elements if e.page not in garbled]
+    where = "the text" if len(pages) == 1 else f"page {', '.join(map(str, sorted(garbled)))}"
+    doc.warnings.append(f"{where} looks garbled ({next(iter(garbled.values()))}; a wrong character encoding?) "
+                        "and was not indexed")
+
+
+def _refuse_image(kind: str) -> ExtractedDocument:
+    raise EmptyDocument(f"{kind.upper()} image: its text can only be read by OCR, and OCR is turned off (HANRAG_OCR=0)")
+
+
 def extract(data: bytes, source: str, options: ExtractOptions | None = None) -> ExtractedDocument:
     """Extract any supported file. Raises a `PipelineError` with a readable reason."""
     options = options or ExtractOptions()
@@ -140,9 +161,13 @@ def extract(data: bytes, source: str, options: ExtractOptions | None = None) -> 
         doc = extract_html(decode_text(data), source)
     elif kind == "text":
         doc = extract_text(decode_text(data), source)
+    elif kind in ("png", "jpeg", "tiff", "gif"):
+        doc = extract_image(data, source, kind) if options.ocr else _refuse_image(kind)
     else:
         ext = PurePath(source).suffix.lower() or "no extension"
         raise UnsupportedFormat(f"unsupported file type: {DESCRIPTIONS.get(kind, kind)} ({ext})")
+    if kind != "pdf":  # the PDF reader checks each page itself, and tries OCR on garbled ones
+        drop_garbled_pages(doc)
     if not any(e.text.strip() for e in doc.elements):
         raise EmptyDocument("; ".join(doc.warnings) or "no text found in the file")
     doc.language = "ko" if is_mostly_korean(doc.text) else "en"
