@@ -4,6 +4,7 @@
     hanrag ask "질문" --user U [--k 5]     answer with citations (file, page)
     hanrag search "질문" --user U [--k 10] ranked chunks
     hanrag status                          recent runs: stage timings, failures and why
+    hanrag check                           is the index consistent (every row in place, no orphans)?
     hanrag delete SOURCE --user U          remove a document from the index
     hanrag watch DIR                       ingest DIR/<user>/…; deletions leave the index
 
@@ -82,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     delete.add_argument("--user", required=True)
     delete.add_argument("--json", action="store_true")
     delete.set_defaults(command=cmd_delete)
+
+    check = commands.add_parser("check", help="check the index for consistency (after a crash, say)")
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(command=cmd_check)
 
     watch = commands.add_parser("watch", help="ingest files appearing under DIR/<user>/…")
     watch.add_argument("dir", type=Path)
@@ -252,6 +257,23 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         if record.failed_stage:
             print(f"    failed in stage: {record.failed_stage}")
     return 0
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.adapters.local.integrity import check_integrity
+
+    runner = _runner(settings)  # opens (and creates, if need be) the index and its tables
+    closed = runner.close_interrupted_runs()
+    report = check_integrity(runner.index.db)
+    if args.json:
+        print(json.dumps({**report.to_dict(), "interrupted_runs_closed": len(closed)}, ensure_ascii=False))
+    else:
+        for record in closed:
+            print(f"closed an interrupted run: {record.user_id} {record.source}")
+        print(f"{settings.database_path}: {report.documents} documents, {report.chunks} chunks")
+        print("\n".join(f"  ✗ {p}" for p in report.problems) or "  ✓ consistent: every chunk has its keyword and "
+              "vector rows, no orphans, one version per document, registry and index agree")
+    return 0 if report.ok else 1
 
 
 def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:

@@ -25,6 +25,7 @@ class Settings:
     embed_batch_size: int = 16
     summary_sentences: int = 5
     max_file_bytes: int = 200 * 1024 * 1024
+    max_seconds_per_file: float = 1800.0
     webhook_url: str | None = None
 
     @property
@@ -64,5 +65,6 @@ class Settings:
             ),
             embed_batch_size=int(number("HANRAG_EMBED_BATCH", 16)),
             max_file_bytes=int(number("HANRAG_MAX_FILE_MB", 200) * 1024 * 1024),
+            max_seconds_per_file=number("HANRAG_MAX_SECONDS", 1800),
             webhook_url=env.get("HANRAG_WEBHOOK_URL") or None,
         )

@@ -33,6 +33,14 @@ class InvalidName(PipelineError):
     """A user id or source path that could escape its place or confuse an index."""
 
 
+class LimitExceeded(PipelineError):
+    """A configured limit (file size, pages, decompressed size, processing time) was hit."""
+
+
+class TimeLimitExceeded(LimitExceeded):
+    """The file took longer than HANRAG_MAX_SECONDS."""
+
+
 class TransientError(PipelineError):
     """A dependency (model, endpoint, webhook) failed in a way worth retrying."""
 

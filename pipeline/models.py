@@ -182,6 +182,7 @@ class RunRecord:
     reason: str | None = None
     failed_stage: str | None = None
     summary: str = ""
+    worker: str = ""  # "host:pid" of the process running it, so a restart can tell an interrupted run
 
     @property
     def durations(self) -> dict[str, float]:

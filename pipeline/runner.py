@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -22,7 +24,7 @@ import numpy as np
 
 from pipeline.config import Settings
 from pipeline.definition import STAGES, Stage
-from pipeline.errors import PipelineError
+from pipeline.errors import LimitExceeded, PipelineError, TimeLimitExceeded
 from pipeline.models import Chunk, DocumentRef, ExtractedDocument, RunRecord, StageTiming
 from pipeline.names import validate_source, validate_user_id
 from pipeline.ports import LLM, BlobStore, Embedder, Notifier, Registry, SearchIndex
@@ -34,6 +36,8 @@ from pipeline.stages.notify import notify
 from pipeline.stages.summarize import summarize
 
 log = logging.getLogger(__name__)
+
+INTERRUPTED = "interrupted: the process stopped before this run finished; ingest the file again to finish it"
 
 # Besides our own TransientError, failures of the network or the OS are worth another attempt.
 RETRYABLE = (TimeoutError, ConnectionError)
@@ -69,6 +73,7 @@ class _Work:
     chunks: list[Chunk] = field(default_factory=list)
     vectors: np.ndarray | None = None
     summary: str = ""
+    deadline: float = float("inf")  # time.monotonic() by which the file must be done
 
 
 class LocalRunner:
@@ -122,6 +127,7 @@ class LocalRunner:
     ) -> list[RunRecord]:
         """Ingest (path, source name) pairs for one user; one record per file, failures included."""
         progress = progress or SilentProgress()
+        self.close_interrupted_runs()
         records = []
         for position, (path, source) in enumerate(files, start=1):
             progress.file_started(source, position, len(files))
@@ -136,7 +142,7 @@ class LocalRunner:
         progress = progress or SilentProgress()
         record = RunRecord(
             run_id=uuid.uuid4().hex[:16], user_id=user_id, source=source, document_id="",
-            version="", status="running", started_at=time.time(),
+            version="", status="running", started_at=time.time(), worker=f"{socket.gethostname()}:{os.getpid()}",
         )
         try:
             work = self._prepare(user_id, path, source, record)
@@ -146,14 +152,23 @@ class LocalRunner:
             return self._finish(record, "skipped", reason="unchanged since the last ingest")
 
         self.registry.save_run(record)
+        work.deadline = time.monotonic() + self.settings.max_seconds_per_file
         steps = self._steps(progress)
         for stage in STAGES:
             try:
+                self._check_time(work, stage.name)
                 self._run_stage(stage, steps[stage.name], work, record)
             except Exception as error:  # any stage failure ends this file's run, never the process
                 if stage.name == "notify":  # the document is searchable; say the announcement failed
                     record.warnings.append(f"notification failed: {_reason(error)}")
                     break
+                if stage.name == "summarize" and self.llm is not None:
+                    # The new version is already searchable: keep it, with the summary we can make.
+                    record.warnings.append(f"LLM summary failed ({_reason(error)}); an extractive summary "
+                                           "was stored instead")
+                    self._store_summary(work, record, summarize(work.document, None,
+                                                                self.settings.summary_sentences))
+                    continue
                 log.debug("stage %s failed for %s", stage.name, source, exc_info=True)
                 record.reason = f"{_reason(error)}"
                 record.failed_stage = stage.name
@@ -170,6 +185,17 @@ class LocalRunner:
         known = self.registry.mark_deleted(user_id, source)
         self.blobs.delete_prefix(f"{user_id}/{document_id}")
         return removed if known or removed else None
+
+    def close_interrupted_runs(self) -> list[RunRecord]:
+        """Runs left 'running' by a process of this machine that no longer exists (killed, crashed,
+        powered off) end as failed with that reason; ingesting the file again finishes its work."""
+        running = getattr(self.registry, "running_runs", lambda: [])()
+        closed = []
+        for record in running:
+            host, _, pid = record.worker.rpartition(":")
+            if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+                closed.append(self._finish(record, "failed", reason=INTERRUPTED))
+        return closed
 
     # ------------------------------------------------------------------ stages
 
@@ -190,9 +216,11 @@ class LocalRunner:
             progress.chunks_planned(len(work.chunks))
 
         def run_embed(work: _Work, record: RunRecord) -> None:
-            work.vectors = embed_chunks(
-                work.chunks, self.embedder, settings.embed_batch_size, on_batch=progress.chunks_embedded
-            )
+            def embedded(count: int) -> None:
+                progress.chunks_embedded(count)
+                self._check_time(work, "embed")
+
+            work.vectors = embed_chunks(work.chunks, self.embedder, settings.embed_batch_size, on_batch=embedded)
 
         def run_index(work: _Work, record: RunRecord) -> None:
             assert work.vectors is not None
@@ -200,12 +228,7 @@ class LocalRunner:
 
         def run_summarize(work: _Work, record: RunRecord) -> None:
             assert work.document is not None
-            work.summary = summarize(work.document, self.llm, settings.summary_sentences)
-            record.summary = work.summary
-            self.registry.save_document(
-                work.ref, pages=record.pages, chunks=record.chunks, summary=work.summary,
-                title=work.document.title,
-            )
+            self._store_summary(work, record, summarize(work.document, self.llm, settings.summary_sentences))
 
         def run_notify(work: _Work, record: RunRecord) -> None:
             record.status = "succeeded"
@@ -245,7 +268,7 @@ class LocalRunner:
         record.source = source
         size = path.stat().st_size
         if size > self.settings.max_file_bytes:
-            raise PipelineError(
+            raise LimitExceeded(
                 f"file too large: {size / 2**20:.0f} MB (the limit is "
                 f"{self.settings.max_file_bytes / 2**20:.0f} MB; set HANRAG_MAX_FILE_MB to raise it)"
             )
@@ -253,6 +276,19 @@ class LocalRunner:
         ref = DocumentRef(user_id, source, hashlib.sha256(data).hexdigest())
         record.document_id, record.version = ref.document_id, ref.version
         return _Work(ref, data)
+
+    def _store_summary(self, work: _Work, record: RunRecord, summary: str) -> None:
+        assert work.document is not None
+        work.summary = record.summary = summary
+        self.registry.save_document(work.ref, pages=record.pages, chunks=record.chunks, summary=summary,
+                                    title=work.document.title)
+
+    def _check_time(self, work: _Work, stage: str) -> None:
+        if time.monotonic() > work.deadline:
+            raise TimeLimitExceeded(
+                f"processing time limit hit in stage {stage}: the file took more than "
+                f"{self.settings.max_seconds_per_file:.0f} s (set HANRAG_MAX_SECONDS to raise it)"
+            )
 
     def _save_artifact(self, ref: DocumentRef, name: str, payload: object) -> None:
         key = f"{ref.user_id}/{ref.document_id}/{ref.version[:16]}/{name}"
@@ -278,6 +314,16 @@ class LocalRunner:
         record.finished_at = time.time()
         self.registry.save_run(record)
         return record
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def _reason(error: BaseException) -> str:

@@ -75,3 +75,7 @@ class SqliteRegistry:
                 "SELECT record FROM runs WHERE user_id = ? ORDER BY started_at DESC LIMIT ?", (user_id, limit)
             )
         return [RunRecord.from_dict(json.loads(r[0])) for r in rows]
+
+    def running_runs(self) -> list[RunRecord]:
+        rows = self.db.execute("SELECT record FROM runs WHERE status = 'running' ORDER BY started_at")
+        return [RunRecord.from_dict(json.loads(r[0])) for r in rows]

@@ -13,7 +13,7 @@ import re
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
-from pipeline.errors import BrokenDocument, EmptyDocument, EncryptedDocument
+from pipeline.errors import BrokenDocument, EmptyDocument, EncryptedDocument, LimitExceeded
 from pipeline.korean import normalize
 from pipeline.models import Element, ExtractedDocument, Table
 from pipeline.stages.extract import ocr
@@ -45,7 +45,7 @@ def extract_pdf(data: bytes, source: str, options: ExtractOptions) -> ExtractedD
         if page_count == 0:
             raise EmptyDocument("empty PDF: it has no pages")
         if page_count > options.max_pages:
-            raise BrokenDocument(
+            raise LimitExceeded(
                 f"PDF too long: {page_count} pages (the limit is {options.max_pages}; "
                 "set HANRAG_MAX_PAGES to raise it)"
             )
