@@ -53,6 +53,7 @@ class Settings:
                 pdf_tables=env.get("HANRAG_PDF_TABLES", "1") not in ("0", "false", "no"),
                 pdf_password=env.get("HANRAG_PDF_PASSWORD") or None,
                 max_pages=int(number("HANRAG_MAX_PAGES", 5000)),
+                max_unzipped_bytes=int(number("HANRAG_MAX_UNZIPPED_MB", 200) * 1024 * 1024),
                 ocr=env.get("HANRAG_OCR", "1").lower() not in ("0", "false", "no", "off"),
             ),
             chunk=ChunkOptions(

@@ -13,7 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from pipeline.errors import BrokenDocument, EmptyDocument, UnsupportedFormat
+from pipeline.errors import BrokenDocument, EmptyDocument, LimitExceeded, UnsupportedFormat
 from pipeline.korean import is_mostly_korean
 from pipeline.models import ExtractedDocument
 from pipeline.stages.extract.html import extract_html
@@ -100,6 +100,7 @@ class ExtractOptions:
     pdf_password: str | None = None
     max_pages: int = 5000
     ocr: bool = True  # read image-only and garbled pages, and images, with Tesseract when it is installed
+    max_unzipped_bytes: int = 200 * 1024 * 1024  # a ZIP-based file (DOCX, HWPX, …) may expand to this much
 
 
 def sniff_format(data: bytes, source: str) -> str:
@@ -130,6 +131,19 @@ def sniff_format(data: bytes, source: str) -> str:
     raise UnsupportedFormat(f"unsupported file type: {ext}")
 
 
+def check_unzipped_size(data: bytes, kind: str, limit: int) -> None:
+    """Refuse a ZIP bomb before any reader inflates it: the sizes its directory declares, summed.
+    (A member that inflates beyond its declared size fails zipfile's own size and CRC checks.)"""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        declared = sum(info.file_size for info in archive.infolist())
+    if declared > limit:
+        raise LimitExceeded(
+            f"too large when unzipped: {DESCRIPTIONS.get(kind, kind)} of {len(data) / 2**20:,.1f} MB would "
+            f"expand to {declared / 2**20:,.0f} MB (a ZIP bomb?); the limit is {limit / 2**20:.0f} MB "
+            "(set HANRAG_MAX_UNZIPPED_MB to raise it)"
+        )
+
+
 def drop_garbled_pages(doc: ExtractedDocument) -> None:
     """Keep mojibake out of the index: a page whose text looks garbled is dropped, with a warning."""
     pages: dict[int, list[str]] = {}
@@ -155,6 +169,8 @@ def extract(data: bytes, source: str, options: ExtractOptions | None = None) -> 
         raise EmptyDocument("empty file: there is no text to index" if not data else
                             "empty file: it holds only whitespace")
     kind = sniff_format(data, source)
+    if data.startswith(ZIP_MAGIC):
+        check_unzipped_size(data, kind, options.max_unzipped_bytes)
     if kind == "pdf":
         doc = extract_pdf(data, source, options)
     elif kind == "html":
