@@ -1,0 +1,181 @@
+"""DynamoDB tables: the document registry, the run log and the chat history.
+
+- documents: partition `user_id`, sort `source`. One item per user's file: version (= content hash),
+  status (`active` / `deleted`), title, pages, chunks, summary, seconds per stage and the last run's
+  status and reason. A failed run never changes `version`, so the previous version stays current.
+- runs: partition `user_id`, sort `run_key` (`<started_at>#<run_id>`): the newest runs of a user are one
+  Query. The whole `RunRecord` is kept as JSON beside the attributes a console filter needs.
+- history: partition `user_id`, sort `turn_key` (`<session_id>#<time>`): one session's turns are one
+  Query with `begins_with`, and no query can name another user's partition.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+
+from pipeline.adapters.aws.errors import aws_call
+from pipeline.models import DocumentRef, RunRecord
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB returns numbers as Decimal; callers want int/float."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def run_key(record: RunRecord) -> str:
+    return f"{record.started_at:017.6f}#{record.run_id}"
+
+
+class DynamoRegistry:
+    """The `Registry` port over two tables (boto3 `Table` resources)."""
+
+    def __init__(self, documents: Any, runs: Any) -> None:
+        self.documents_table = documents
+        self.runs_table = runs
+
+    def current_version(self, user_id: str, source: str) -> str | None:
+        with aws_call("DynamoDB get document"):
+            item = self.documents_table.get_item(
+                Key={"user_id": user_id, "source": source}, ConsistentRead=True
+            ).get("Item")
+        return item["version"] if item and item.get("status") == "active" else None
+
+    def save_document(self, ref: DocumentRef, *, pages: int, chunks: int, summary: str, title: str) -> None:
+        with aws_call("DynamoDB update document"):
+            self.documents_table.update_item(
+                Key={"user_id": ref.user_id, "source": ref.source},
+                UpdateExpression=(
+                    "SET document_id = :d, version = :v, content_hash = :v, title = :t, pages = :p,"
+                    " chunks = :c, summary = :s, #status = :active, updated_at = :u"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":d": ref.document_id, ":v": ref.version, ":t": title, ":p": pages, ":c": chunks,
+                    ":s": summary, ":active": "active", ":u": Decimal(str(round(time.time(), 3))),
+                },
+            )
+
+    def mark_deleted(self, user_id: str, source: str) -> str | None:
+        """Mark the document deleted; returns its document id, or None if it was not active."""
+        with aws_call("DynamoDB mark document deleted"):
+            try:
+                answer = self.documents_table.update_item(
+                    Key={"user_id": user_id, "source": source},
+                    UpdateExpression="SET #status = :deleted, chunks = :zero, updated_at = :u",
+                    ConditionExpression="#status = :active",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={
+                        ":deleted": "deleted", ":active": "active", ":zero": 0,
+                        ":u": Decimal(str(round(time.time(), 3))),
+                    },
+                    ReturnValues="ALL_NEW",
+                )
+            except self.documents_table.meta.client.exceptions.ConditionalCheckFailedException:
+                return None
+        return answer["Attributes"]["document_id"]
+
+    def record_run_outcome(self, record: RunRecord) -> None:
+        """Put the last run's status, reason and stage timings on the document item, so the registry
+        says why a file is not (or no longer) current without reading the run log."""
+        with aws_call("DynamoDB update document run outcome"):
+            self.documents_table.update_item(
+                Key={"user_id": record.user_id, "source": record.source},
+                UpdateExpression=(
+                    "SET document_id = :d, last_run_id = :r, last_status = :s, last_reason = :why,"
+                    " last_version = :v, stage_seconds = :t, updated_at = :u"
+                    " ADD run_count :one"
+                ),
+                ExpressionAttributeValues={
+                    ":d": record.document_id, ":r": record.run_id, ":s": record.status,
+                    ":why": record.reason or "", ":v": record.version,
+                    ":t": {k: Decimal(str(v)) for k, v in record.durations.items()},
+                    ":u": Decimal(str(round(time.time(), 3))), ":one": 1,
+                },
+            )
+
+    def save_run(self, record: RunRecord) -> None:
+        with aws_call("DynamoDB put run"):
+            self.runs_table.put_item(Item={
+                "user_id": record.user_id, "run_key": run_key(record), "run_id": record.run_id,
+                "source": record.source, "status": record.status,
+                "record": json.dumps(record.to_dict(), ensure_ascii=False),
+            })
+
+    def recent_runs(self, limit: int = 20, user_id: str | None = None) -> list[RunRecord]:
+        """One user's newest runs is a Query; all users' is a Scan (an operator's view, bounded)."""
+        with aws_call("DynamoDB read runs"):
+            if user_id is not None:
+                items = self.runs_table.query(
+                    KeyConditionExpression=Key("user_id").eq(user_id), ScanIndexForward=False, Limit=limit
+                )["Items"]
+            else:
+                items = self.runs_table.scan(Limit=1000)["Items"]
+        records = [RunRecord.from_dict(json.loads(item["record"])) for item in items]
+        return sorted(records, key=lambda r: r.started_at, reverse=True)[:limit]
+
+    def documents(self, user_id: str) -> Iterator[dict]:
+        with aws_call("DynamoDB query documents"):
+            items = self.documents_table.query(KeyConditionExpression=Key("user_id").eq(user_id))["Items"]
+        for item in items:
+            if item.get("status") == "active":
+                yield {k: _plain(item.get(k)) for k in (
+                    "source", "document_id", "version", "title", "pages", "chunks", "summary", "updated_at",
+                    "stage_seconds", "last_status", "last_reason",
+                )}
+
+    def document(self, user_id: str, source: str) -> dict | None:
+        """The whole item, deleted or failed ones included (what the failure path wrote)."""
+        with aws_call("DynamoDB get document"):
+            item = self.documents_table.get_item(Key={"user_id": user_id, "source": source}).get("Item")
+        return _plain(item) if item else None
+
+
+class ChatHistoryTable:
+    """Chat turns per user and session. The user id is always the caller's authenticated identity."""
+
+    def __init__(self, table: Any, ttl_days: int = 90) -> None:
+        self.table = table
+        self.ttl_seconds = ttl_days * 86400
+
+    def append(self, user_id: str, session_id: str, role: str, text: str,
+               citations: list[dict] | None = None, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        with aws_call("DynamoDB put chat turn"):
+            self.table.put_item(Item={
+                "user_id": user_id, "turn_key": f"{session_id}#{now:017.6f}", "session_id": session_id,
+                "role": role, "text": text, "citations": json.dumps(citations or [], ensure_ascii=False),
+                "created_at": Decimal(str(round(now, 6))), "expires_at": int(now) + self.ttl_seconds,
+            })
+
+    def turns(self, user_id: str, session_id: str, limit: int = 50) -> list[dict]:
+        """The last `limit` turns of one session, oldest first."""
+        with aws_call("DynamoDB query chat history"):
+            items = self.table.query(
+                KeyConditionExpression=Key("user_id").eq(user_id) & Key("turn_key").begins_with(f"{session_id}#"),
+                ScanIndexForward=False, Limit=limit,
+            )["Items"]
+        return [
+            {"role": i["role"], "text": i["text"], "citations": json.loads(i["citations"]),
+             "created_at": _plain(i["created_at"])}
+            for i in reversed(items)
+        ]
+
+    def sessions(self, user_id: str, limit: int = 200) -> list[str]:
+        with aws_call("DynamoDB query chat sessions"):
+            items = self.table.query(
+                KeyConditionExpression=Key("user_id").eq(user_id), ScanIndexForward=False, Limit=limit,
+                ProjectionExpression="session_id",
+            )["Items"]
+        return list(dict.fromkeys(i["session_id"] for i in items))

@@ -1,0 +1,41 @@
+"""The S3 `BlobStore`: artifacts between stages as objects under one prefix of one bucket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.adapters.aws.errors import aws_call
+from pipeline.errors import InvalidName
+
+
+class S3BlobStore:
+    def __init__(self, client: Any, bucket: str, prefix: str = "artifacts/") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+
+    def _key(self, key: str) -> str:
+        if key.startswith("/") or ".." in key.split("/"):
+            raise InvalidName(f"artifact key escapes the store: {key!r}")
+        return self.prefix + key
+
+    def put(self, key: str, data: bytes) -> str:
+        """S3 writes are atomic: a reader sees the whole object or none. Returns the s3:// URI."""
+        full = self._key(key)
+        with aws_call(f"S3 put s3://{self.bucket}/{full}"):
+            self.client.put_object(Bucket=self.bucket, Key=full, Body=data)
+        return f"s3://{self.bucket}/{full}"
+
+    def get(self, key: str) -> bytes:
+        full = self._key(key)
+        with aws_call(f"S3 get s3://{self.bucket}/{full}"):
+            return self.client.get_object(Bucket=self.bucket, Key=full)["Body"].read()
+
+    def delete_prefix(self, prefix: str) -> None:
+        full = self._key(prefix)
+        paginator = self.client.get_paginator("list_objects_v2")
+        with aws_call(f"S3 delete s3://{self.bucket}/{full}*"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:
+                    self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
