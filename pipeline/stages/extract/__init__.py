@@ -17,6 +17,8 @@ from pipeline.errors import BrokenDocument, EmptyDocument, LimitExceeded, Unsupp
 from pipeline.korean import is_mostly_korean
 from pipeline.models import ExtractedDocument
 from pipeline.stages.extract.html import extract_html
+from pipeline.stages.extract.hwp import extract_hwp
+from pipeline.stages.extract.hwpx import extract_hwpx
 from pipeline.stages.extract.ocr import extract_image
 from pipeline.stages.extract.pdf import extract_pdf
 from pipeline.stages.extract.quality import garbled_reason
@@ -59,7 +61,8 @@ def _zip_kind(data: bytes) -> str:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
-            mimetype = archive.read("mimetype")[:80].decode("ascii", "replace") if "mimetype" in names else ""
+            with archive.open("mimetype") if "mimetype" in names else io.BytesIO() as member:
+                mimetype = member.read(80).decode("ascii", "replace")  # read(80): a bomb stays packed
     except (zipfile.BadZipFile, OSError, KeyError):
         raise BrokenDocument("broken ZIP container: the archive cannot be read") from None
     if mimetype.startswith("application/hwp") or any(n.startswith("Contents/section") for n in names):
@@ -177,6 +180,10 @@ def extract(data: bytes, source: str, options: ExtractOptions | None = None) -> 
         doc = extract_html(decode_text(data), source)
     elif kind == "text":
         doc = extract_text(decode_text(data), source)
+    elif kind == "hwpx":
+        doc = extract_hwpx(data, source, options)
+    elif kind == "hwp":
+        doc = extract_hwp(data, source, options)
     elif kind in ("png", "jpeg", "tiff", "gif"):
         doc = extract_image(data, source, kind) if options.ocr else _refuse_image(kind)
     else:

@@ -1,0 +1,307 @@
+"""HWP 5 (the Hangul word processor's binary format): an OLE compound file of record streams.
+
+Read with olefile and zlib, following Hancom's published "HWP 5.0 file format" document:
+`FileHeader` says whether the streams are compressed (raw deflate), password-protected or a
+distribution document (배포용 문서: the body sits AES-encrypted in `ViewText/`); `DocInfo` holds the
+paragraph style names (for headings); `BodyText/SectionN` hold the paragraphs as records whose levels
+nest them: a paragraph header (66) owns its text (67) and its controls (71); a table control owns a
+table record (77) and one list header (72) per cell, each followed by the cell's paragraphs.
+
+Distribution documents are refused: decrypting them needs a key derivation that only unmaintained
+libraries implement. Pages: HWP 5 stores no page numbers either, so everything is on page 1, as
+for HWPX. Tables go through `hwp_table.build_table`, the grid shared with HWPX.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import TYPE_CHECKING
+
+from pipeline.errors import BrokenDocument, EncryptedDocument, LimitExceeded
+from pipeline.korean import normalize
+from pipeline.models import Element, ExtractedDocument
+from pipeline.stages.extract.hwp_table import CellSpan, build_table
+
+if TYPE_CHECKING:
+    import olefile
+
+    from pipeline.stages.extract import ExtractOptions
+
+# Record tags (HWPTAG_BEGIN = 16).
+STYLE = 26
+PARA_HEADER = 66
+PARA_TEXT = 67
+CTRL_HEADER = 71
+LIST_HEADER = 72
+TABLE = 77
+# FileHeader property bits.
+_COMPRESSED, _PASSWORD, _DISTRIBUTION, _DRM, _CERTIFICATE_DRM = 1, 2, 4, 16, 1024
+# Control characters of PARA_TEXT: these occupy 8 WCHARs (the code, 6 of parameters, the code again).
+_INLINE_OR_EXTENDED = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23})
+_CHARACTER = {9: " ", 10: "\n", 13: "", 24: "-", 30: " ", 31: " "}  # tab, line break, para end, hyphen, spaces
+# Controls whose paragraphs are content (tables are handled apart); header, footer and page
+# furniture are not.
+_TABLE = b"tbl "
+_TEXT_CONTROLS = frozenset({b"gso ", b"fn  ", b"en  ", b"tcmt"})
+_HEADING_STYLE = re.compile(r"^(?:개요\s*\d|outline\s*\d|heading)|제목", re.I)
+_NOT_HEADING_STYLE = re.compile(r"캡션|caption|표안|차례|toc", re.I)
+_MAX_HEADING_CHARS = 80
+
+
+@dataclass
+class Record:
+    tag: int
+    level: int
+    data: bytes
+    children: list[Record] = field(default_factory=list)
+
+
+def extract_hwp(data: bytes, source: str, options: ExtractOptions) -> ExtractedDocument:
+    import olefile
+
+    try:
+        ole = olefile.OleFileIO(data)
+    except OSError:
+        raise BrokenDocument("broken HWP: its OLE directory cannot be read") from None
+    with ole:
+        compressed = _check_header(ole)
+        budget = [options.max_unzipped_bytes]
+        heading_styles = _heading_styles(_stream(ole, "DocInfo", compressed, budget)) if ole.exists(
+            "DocInfo") else set()
+        sections = sorted(
+            ("/".join(entry) for entry in ole.listdir() if len(entry) == 2 and entry[0] == "BodyText"),
+            key=lambda name: int(re.sub(r"\D", "", name) or 0),
+        )
+        if not sections:
+            raise BrokenDocument("broken HWP: it has no BodyText section")
+        reader = _BodyReader(heading_styles)
+        for name in sections:
+            for paragraph in _tree(_records(_stream(ole, name, compressed, budget))):
+                if paragraph.tag == PARA_HEADER:
+                    reader.paragraph(paragraph)
+        title = _summary_title(ole)
+    return ExtractedDocument(source=source, title=normalize(title or PurePath(source).stem), pages=1,
+                             elements=reader.elements)
+
+
+def _check_header(ole: olefile.OleFileIO) -> bool:
+    """Refuse what we cannot read; True when the streams are compressed."""
+    header = ole.openstream("FileHeader").read(256)
+    if not header.startswith(b"HWP Document File") or len(header) < 40:
+        raise BrokenDocument("broken HWP: the FileHeader stream is not an HWP 5 header")
+    flags = struct.unpack_from("<I", header, 36)[0]
+    if flags & _DISTRIBUTION:
+        raise EncryptedDocument("HWP distribution document: its text is encrypted (배포용 문서)")
+    if flags & _PASSWORD:
+        raise EncryptedDocument("encrypted HWP: the document is protected by a password")
+    if flags & (_DRM | _CERTIFICATE_DRM):
+        raise EncryptedDocument("encrypted HWP: the document is under DRM")
+    return bool(flags & _COMPRESSED)
+
+
+def _stream(ole: olefile.OleFileIO, name: str, compressed: bool, budget: list[int]) -> bytes:
+    """A stream's bytes, inflated when compressed; `budget` is what may still be inflated (zip bombs)."""
+    raw = ole.openstream(name).read()
+    if not compressed:
+        return raw
+    inflater = zlib.decompressobj(-15)
+    try:
+        data = inflater.decompress(raw, budget[0] + 1)
+    except zlib.error:
+        raise BrokenDocument(f"broken HWP: the {name} stream cannot be decompressed") from None
+    budget[0] -= len(data)
+    if budget[0] < 0:
+        raise LimitExceeded("HWP document inflates to more than the configured limit: refused as a possible "
+                            "compression bomb (set HANRAG_MAX_UNZIPPED_MB to raise the limit)")
+    return data
+
+
+def _records(data: bytes) -> Iterator[Record]:
+    offset = 0
+    while offset + 4 <= len(data):
+        (header,) = struct.unpack_from("<I", data, offset)
+        tag, level, size = header & 0x3FF, (header >> 10) & 0x3FF, header >> 20
+        offset += 4
+        if size == 0xFFF:
+            if offset + 4 > len(data):
+                break
+            (size,) = struct.unpack_from("<I", data, offset)
+            offset += 4
+        yield Record(tag, level, data[offset:offset + size])
+        offset += size
+
+
+def _tree(records: Iterator[Record]) -> list[Record]:
+    """Nest records by level: a record owns the records after it with a higher level."""
+    roots: list[Record] = []
+    stack: list[Record] = []
+    for record in records:
+        while stack and stack[-1].level >= record.level:
+            stack.pop()
+        (stack[-1].children if stack else roots).append(record)
+        stack.append(record)
+    return roots
+
+
+def _heading_styles(docinfo: bytes) -> set[int]:
+    """Indexes of paragraph styles whose name says outline or title (their order is their id)."""
+    found: set[int] = set()
+    styles = [r for r in _records(docinfo) if r.tag == STYLE]
+    for index, style in enumerate(styles):
+        names = []
+        offset = 0
+        for _ in range(2):  # local name, then English name: WORD length + UTF-16 characters
+            if offset + 2 > len(style.data):
+                break
+            (length,) = struct.unpack_from("<H", style.data, offset)
+            names.append(style.data[offset + 2:offset + 2 + 2 * length].decode("utf-16-le", "replace"))
+            offset += 2 + 2 * length
+        is_paragraph_style = offset < len(style.data) and style.data[offset] & 0x7 == 0
+        name = " ".join(names)
+        if is_paragraph_style and _HEADING_STYLE.search(name) and not _NOT_HEADING_STYLE.search(name):
+            found.add(index)
+    return found
+
+
+def _summary_title(ole: olefile.OleFileIO) -> str:
+    if not ole.exists("\x05HwpSummaryInformation"):
+        return ""
+    try:
+        title = ole.getproperties("\x05HwpSummaryInformation").get(2)  # PIDSI_TITLE
+    except (OSError, struct.error, UnicodeError):
+        return ""
+    if isinstance(title, bytes):
+        title = title.decode("utf-16-le", "ignore") if b"\x00" in title else title.decode("cp949", "ignore")
+    return title.strip("\x00 ") if isinstance(title, str) else ""
+
+
+def _text(record: Record | None) -> str:
+    """PARA_TEXT → characters: controls become spaces or line breaks, or nothing."""
+    if record is None:
+        return ""
+    data = record.data
+    count = len(data) // 2
+    chars = struct.unpack_from(f"<{count}H", data)
+    out: list[str] = []
+    i = 0
+    while i < count:
+        code = chars[i]
+        if code < 32:
+            out.append(_CHARACTER.get(code, ""))
+            i += 8 if code in _INLINE_OR_EXTENDED else 1
+            continue
+        out.append(chr(code))
+        i += 1
+    return "".join(out)
+
+
+def _paragraph_text_and_controls(paragraph: Record) -> tuple[str, list[Record]]:
+    text = _text(next((c for c in paragraph.children if c.tag == PARA_TEXT), None))
+    controls = [c for c in paragraph.children if c.tag == CTRL_HEADER and len(c.data) >= 4]
+    return text, controls
+
+
+def _control_id(control: Record) -> bytes:
+    return control.data[:4][::-1]  # stored little-endian: b" lbt" is "tbl "
+
+
+def _style(paragraph: Record) -> int:
+    return paragraph.data[10] if len(paragraph.data) > 10 else -1
+
+
+def _sub_paragraphs(record: Record) -> list[Record]:
+    """Paragraphs inside a control (text box, footnote), not those of tables nested deeper."""
+    found: list[Record] = []
+    for child in record.children:
+        if child.tag == PARA_HEADER:
+            found.append(child)
+        elif not (child.tag == CTRL_HEADER and _control_id(child) == _TABLE):
+            found += _sub_paragraphs(child)
+    return found
+
+
+@dataclass
+class _BodyReader:
+    heading_styles: set[int]
+    elements: list[Element] = field(default_factory=list)
+
+    def paragraph(self, paragraph: Record) -> None:
+        text, controls = _paragraph_text_and_controls(paragraph)
+        self._text(text, _style(paragraph) in self.heading_styles)
+        for control in controls:
+            kind = _control_id(control)
+            if kind == _TABLE:
+                self._table(control)
+            elif kind in _TEXT_CONTROLS:
+                for inner in _sub_paragraphs(control):
+                    self.paragraph(inner)
+
+    def _text(self, raw: str, styled_heading: bool) -> None:
+        text = "\n".join(line.strip() for line in normalize(raw).split("\n") if line.strip())
+        if text:
+            heading = styled_heading and len(text) <= _MAX_HEADING_CHARS and "\n" not in text
+            self.elements.append(Element("text", 1, text, heading=heading))
+
+    def _table(self, control: Record) -> None:
+        """Its caption, the table, then the tables nested in its cells (their text also stays in the cell)."""
+        for child in control.children:
+            if child.tag == TABLE:
+                break
+            if child.tag == PARA_HEADER:
+                self.paragraph(child)
+        nested: list[Record] = []
+        table = build_table(_cells(control, nested))
+        if table is not None:
+            self.elements.append(Element("table", 1, table.to_markdown(), table=table))
+        for inner in nested:
+            self._table(inner)
+
+
+def _cells(control: Record, nested: list[Record]) -> list[CellSpan]:
+    """Cells of a table control: each list header (address and spans) and the paragraphs after it."""
+    cells: list[CellSpan] = []
+    current: tuple[int, int, int, int] | None = None
+    lines: list[str] = []
+
+    def close() -> None:
+        if current is not None:
+            row, col, row_span, col_span = current
+            text = "\n".join(line.strip() for line in normalize("\n".join(lines)).split("\n") if line.strip())
+            cells.append(CellSpan(row, col, row_span, col_span, text))
+
+    grid_started = False  # a list header before the TABLE record is the caption's, not a cell's
+    for child in control.children:
+        grid_started = grid_started or child.tag == TABLE
+        if child.tag == LIST_HEADER and grid_started:
+            close()
+            lines = []
+            if len(child.data) >= 16:
+                col, row, col_span, row_span = struct.unpack_from("<4H", child.data, 8)
+                current = (row, col, max(row_span, 1), max(col_span, 1))
+            else:
+                current = None
+        elif child.tag == PARA_HEADER and current is not None:
+            lines.append(_cell_paragraph_text(child, nested))
+    close()
+    return cells
+
+
+def _cell_paragraph_text(paragraph: Record, nested: list[Record]) -> str:
+    text, controls = _paragraph_text_and_controls(paragraph)
+    parts = [text]
+    for control in controls:
+        kind = _control_id(control)
+        if kind == _TABLE:
+            nested.append(control)
+            rows: dict[int, list[str]] = {}
+            for cell in _cells(control, []):
+                rows.setdefault(cell.row, []).append(" ".join(cell.text.split()))
+            parts.append(" / ".join(" ".join(c for c in row if c) for _, row in sorted(rows.items())))
+        elif kind in _TEXT_CONTROLS:
+            parts += [_cell_paragraph_text(p, nested) for p in _sub_paragraphs(control)]
+    return " ".join(p for p in parts if p.strip())
