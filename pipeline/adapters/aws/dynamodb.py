@@ -179,3 +179,24 @@ class ChatHistoryTable:
                 ProjectionExpression="session_id",
             )["Items"]
         return list(dict.fromkeys(i["session_id"] for i in items))
+
+    def delete_session(self, user_id: str, session_id: str) -> int:
+        with aws_call("DynamoDB delete chat session"):
+            keys = [
+                {"user_id": user_id, "turn_key": item["turn_key"]}
+                for page in self._session_pages(user_id, session_id) for item in page
+            ]
+            with self.table.batch_writer() as batch:
+                for key in keys:
+                    batch.delete_item(Key=key)
+        return len(keys)
+
+    def _session_pages(self, user_id: str, session_id: str) -> Iterator[list[dict]]:
+        condition = Key("user_id").eq(user_id) & Key("turn_key").begins_with(f"{session_id}#")
+        request: dict[str, Any] = {"KeyConditionExpression": condition, "ProjectionExpression": "turn_key"}
+        while True:
+            answer = self.table.query(**request)
+            yield answer["Items"]
+            if "LastEvaluatedKey" not in answer:
+                return
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]

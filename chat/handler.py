@@ -1,0 +1,247 @@
+"""The chat API on AWS: an HTTP API (documents, sessions, history, one-shot answers) and a WebSocket
+API that streams answers, both behind a Cognito user pool.
+
+The user id is always the token's `sub` claim (a lower-case UUID, which is also the user's upload
+prefix `uploads/<sub>/`), never anything in the request body:
+- HTTP API: API Gateway's JWT authorizer has verified the token; the claims arrive in
+  `requestContext.authorizer.jwt.claims`.
+- WebSocket API: browsers cannot set headers on a WebSocket, so the `$connect` route has a Lambda
+  authorizer (`authorize`) that verifies the token from the `token` query parameter against the pool's
+  keys and hands `user_id` to every later message as `requestContext.authorizer.user_id`.
+
+Why a WebSocket: the Python Lambda runtime cannot stream an HTTP response body, and a WebSocket lets
+the function push each piece of the answer (`post_to_connection`) as the LLM writes it.
+
+One question: history of the session → standalone query (chat.rewrite) → the user's own index
+(chat.retrieve) → answer (chat.answer) → both turns saved in the DynamoDB history table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+from chat.answer import AnswerEvent, stream_answer
+from chat.history import validate_session_id, within_budget
+from chat.retrieve import Retriever
+from chat.rewrite import standalone_query
+from pipeline.errors import InvalidName
+from pipeline.lambdas.wiring import components
+from pipeline.names import validate_user_id
+
+logger = Logger(service="hanrag-chat")
+metrics = Metrics(namespace="hanrag", service="chat")
+tracer = Tracer(service="hanrag-chat")
+
+HISTORY_TOKENS = 1500  # how much of the conversation the model sees
+MAX_QUESTION_CHARS = 2000
+
+
+class Unauthorized(Exception):
+    """No verified identity: the request is refused before anything is read."""
+
+
+def user_from_http(event: dict) -> str:
+    claims = event.get("requestContext", {}).get("authorizer", {}).get("jwt", {}).get("claims", {})
+    if not claims.get("sub"):
+        raise Unauthorized("no verified token")
+    return validate_user_id(claims["sub"])
+
+
+def user_from_websocket(event: dict) -> str:
+    user_id = event.get("requestContext", {}).get("authorizer", {}).get("user_id")
+    if not user_id:
+        raise Unauthorized("no verified token")
+    return validate_user_id(user_id)
+
+
+# ---------------------------------------------------------------------------- one question
+
+def ask(user_id: str, session_id: str, question: str, k: int = 5) -> Iterator[AnswerEvent]:
+    """Stream the answer to `question` in the user's session, and keep both turns in the history."""
+    question = question.strip()
+    if not question or len(question) > MAX_QUESTION_CHARS:
+        raise InvalidName(f"a question has 1–{MAX_QUESTION_CHARS} characters")
+    c = components()
+    started = time.perf_counter()
+    history = c.history.turns(user_id, session_id)
+    query = standalone_query(question, history, c.llm)
+    hits = Retriever(c.embedder, c.index).search(user_id, query, k)
+    final = None
+    for event in stream_answer(question, hits, c.llm, within_budget(history, HISTORY_TOKENS)):
+        if event.kind == "final":
+            final = event.answer
+        yield event
+    assert final is not None
+    citations = [citation.to_dict() for citation in final.citations]
+    c.history.append(user_id, session_id, "user", question)
+    c.history.append(user_id, session_id, "assistant", final.text, citations)
+    metrics.add_metric(name="ChatLatency", unit=MetricUnit.Seconds, value=round(time.perf_counter() - started, 3))
+
+
+def _event_message(event: AnswerEvent) -> dict:
+    if event.kind == "token":
+        return {"type": "token", "text": event.text}
+    assert event.answer is not None
+    return {"type": "final", **event.answer.to_dict()}
+
+
+# ---------------------------------------------------------------------------- HTTP API
+
+def _response(status: int, body: Any) -> dict:
+    return {"statusCode": status, "headers": {"Content-Type": "application/json; charset=utf-8"},
+            "body": json.dumps(body, ensure_ascii=False)}
+
+
+def _routes(event: dict, user_id: str) -> dict:
+    c = components()
+    route = event.get("routeKey", "")
+    params = event.get("pathParameters") or {}
+    if route == "GET /documents":
+        return _response(200, list(c.registry.documents(user_id)))
+    if route == "GET /sessions":
+        return _response(200, c.history.sessions(user_id))
+    if route == "GET /sessions/{session_id}":
+        return _response(200, c.history.turns(user_id, validate_session_id(params.get("session_id", ""))))
+    if route == "DELETE /sessions/{session_id}":
+        removed = c.history.delete_session(user_id, validate_session_id(params.get("session_id", "")))
+        return _response(200, {"deleted": removed})
+    if route == "POST /ask":
+        body = json.loads(event.get("body") or "{}")
+        session_id = validate_session_id(body.get("session_id") or uuid.uuid4().hex)
+        final = [e for e in ask(user_id, session_id, str(body.get("question", ""))) if e.kind == "final"][0]
+        return _response(200, {"session_id": session_id, **_event_message(final)})
+    return _response(404, {"error": f"no route {route!r}"})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def http_handler(event: dict, context) -> dict:
+    try:
+        return _routes(event, user_from_http(event))
+    except Unauthorized as error:
+        return _response(401, {"error": str(error)})
+    except (InvalidName, ValueError) as error:
+        return _response(400, {"error": str(error)})
+
+
+# ---------------------------------------------------------------------------- WebSocket API
+
+@cache
+def _connections(endpoint: str):
+    import boto3
+
+    return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint,
+                        region_name=components().settings.region)
+
+
+def websocket_sender(event: dict) -> Callable[[dict], None]:
+    """post_to_connection back to the caller's connection, one JSON message per call."""
+    context = event["requestContext"]
+    client = _connections(f"https://{context['domainName']}/{context['stage']}")
+    connection_id = context["connectionId"]
+
+    def send(message: dict) -> None:
+        client.post_to_connection(ConnectionId=connection_id,
+                                  Data=json.dumps(message, ensure_ascii=False).encode())
+
+    return send
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def websocket_handler(event: dict, context) -> dict:
+    route = event.get("requestContext", {}).get("routeKey", "")
+    if route in ("$connect", "$disconnect"):  # the authorizer has already run on $connect
+        return {"statusCode": 200}
+    return handle_message(event, websocket_sender(event))
+
+
+def handle_message(event: dict, send: Callable[[dict], None]) -> dict:
+    """Any message is a question, `{"action": "ask", "question": "…", "session_id": "…"}`: answered
+    with `{"type": "token"}` messages as the answer is written, then one `{"type": "final"}`."""
+    try:
+        user_id = user_from_websocket(event)
+        body = json.loads(event.get("body") or "{}")
+        session_id = validate_session_id(body.get("session_id") or uuid.uuid4().hex)
+        for answer_event in ask(user_id, session_id, str(body.get("question", ""))):
+            message = _event_message(answer_event)
+            send({**message, "session_id": session_id} if message["type"] == "final" else message)
+    except Unauthorized as error:
+        send({"type": "error", "error": str(error)})
+        return {"statusCode": 401}
+    except (InvalidName, ValueError) as error:
+        send({"type": "error", "error": str(error)})
+        return {"statusCode": 400}
+    return {"statusCode": 200}
+
+
+# ---------------------------------------------------------------------------- WebSocket authorizer
+
+def verify_token(token: str, *, issuer: str, client_id: str, signing_key: Callable[[str], Any]) -> dict:
+    """Claims of a Cognito ID or access token, after checking signature, expiry, issuer and client."""
+    import jwt
+
+    try:
+        key = signing_key(token)
+        claims = jwt.decode(token, key=key, algorithms=["RS256"], issuer=issuer,
+                            options={"verify_aud": False, "require": ["exp", "iss", "sub", "token_use"]})
+    except jwt.PyJWTError as error:
+        raise Unauthorized(f"token rejected: {error}") from error
+    audience = claims.get("aud") if claims["token_use"] == "id" else claims.get("client_id")
+    if audience != client_id or claims["token_use"] not in ("id", "access"):
+        raise Unauthorized("token is not for this app client")
+    return claims
+
+
+@cache
+def _jwks(url: str):
+    import jwt
+
+    return jwt.PyJWKClient(url, cache_keys=True)
+
+
+def cognito_signing_key(issuer: str) -> Callable[[str], Any]:
+    client = _jwks(f"{issuer}/.well-known/jwks.json")
+    return lambda token: client.get_signing_key_from_jwt(token).key
+
+
+def authorize(event: dict, issuer: str, client_id: str, signing_key: Callable[[str], Any]) -> dict:
+    """The IAM policy API Gateway wants from a REQUEST authorizer: allow this connection, with the
+    verified user id in the context; anything else is denied."""
+    token = (event.get("queryStringParameters") or {}).get("token", "")
+    try:
+        if not token:
+            raise Unauthorized("no token: connect with ?token=<Cognito ID token>")
+        claims = verify_token(token, issuer=issuer, client_id=client_id, signing_key=signing_key)
+        user_id = validate_user_id(claims["sub"])
+    except (Unauthorized, InvalidName) as error:
+        logger.info("connection refused", extra={"reason": str(error)})
+        return _policy("anonymous", "Deny", event["methodArn"], {})
+    return _policy(user_id, "Allow", event["methodArn"], {"user_id": user_id})
+
+
+def _policy(principal: str, effect: str, resource: str, context: dict) -> dict:
+    return {
+        "principalId": principal,
+        "policyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource},
+        ]},
+        "context": context,
+    }
+
+
+@logger.inject_lambda_context(clear_state=True)
+def authorizer_handler(event: dict, context) -> dict:
+    issuer, client_id = os.environ["HANRAG_COGNITO_ISSUER"], os.environ["HANRAG_COGNITO_CLIENT_ID"]
+    return authorize(event, issuer, client_id, cognito_signing_key(issuer))
