@@ -20,6 +20,7 @@ from pipeline.stages.extract.html import extract_html
 from pipeline.stages.extract.hwp import extract_hwp
 from pipeline.stages.extract.hwpx import extract_hwpx
 from pipeline.stages.extract.ocr import extract_image
+from pipeline.stages.extract.office import LEGACY, OFFICE_KINDS, extract_office
 from pipeline.stages.extract.pdf import extract_pdf
 from pipeline.stages.extract.quality import garbled_reason
 from pipeline.stages.extract.text import decode_text, extract_text
@@ -28,6 +29,8 @@ __all__ = ["ExtractOptions", "decode_text", "extract", "sniff_format"]
 
 TEXT_EXTENSIONS = {".txt", ".text", ".md", ".markdown", ".csv", ".tsv", ".log"}
 HTML_EXTENSIONS = {".html", ".htm", ".xhtml"}
+# Text files that hold structure: read as Markdown or as a table rather than as plain paragraphs.
+STRUCTURED_TEXT = {".md": "md", ".markdown": "md", ".csv": "csv", ".tsv": "tsv"}
 
 # Magic bytes of formats recognised by content, so a refusal can name what the file really is.
 _MAGIC = (
@@ -178,8 +181,13 @@ def extract(data: bytes, source: str, options: ExtractOptions | None = None) -> 
         doc = extract_pdf(data, source, options)
     elif kind == "html":
         doc = extract_html(decode_text(data), source)
+    elif kind == "text" and PurePath(source).suffix.lower() in STRUCTURED_TEXT:
+        kind = STRUCTURED_TEXT[PurePath(source).suffix.lower()]
+        doc = extract_office(data, source, kind, lambda payload, name: extract(payload, name, options))
     elif kind == "text":
         doc = extract_text(decode_text(data), source)
+    elif kind in OFFICE_KINDS or kind in LEGACY or kind == "encrypted-office":
+        doc = extract_office(data, source, kind, lambda payload, name: extract(payload, name, options))
     elif kind == "hwpx":
         doc = extract_hwpx(data, source, options)
     elif kind == "hwp":
