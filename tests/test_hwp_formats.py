@@ -1,0 +1,132 @@
+"""HWPX and HWP 5 on real Hangul documents: text in order, tables cell by cell, refusals with reasons."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from conftest import FIXTURES, make_runner
+
+from chat.retrieve import Retriever
+from pipeline.errors import EncryptedDocument, LimitExceeded
+from pipeline.models import ExtractedDocument, Table
+from pipeline.stages.extract import ExtractOptions, extract
+
+HWP = FIXTURES / "hwp"
+NO_MANIFEST = FIXTURES / "hard" / "no_manifest.hwpx"
+
+
+def read(path, options: ExtractOptions | None = None) -> ExtractedDocument:
+    return extract(path.read_bytes(), path.name, options)
+
+
+def tables(doc: ExtractedDocument) -> list[Table]:
+    return [e.table for e in doc.elements if e.kind == "table" and e.table is not None]
+
+
+def row_starting(doc: ExtractedDocument, first_cell: str) -> list[str]:
+    return next(row for table in tables(doc) for row in table.rows if row and row[0] == first_cell)
+
+
+def test_hwpx_tables_are_counted_and_their_cells_stay_in_place():
+    doc = read(HWP / "real-8-tables.hwpx")
+    assert len(tables(doc)) == 8
+    assert row_starting(doc, "소관기관") == ["소관기관", "국토교통부"]
+    detail = next(t for t in tables(doc) if t.rows[0][:2] == ["NO", "항목명"])
+    assert detail.rows[0][-1] == "예시"
+    assert detail.rows[1] == ["1", "환승센터명", "필수", "고시에 명기된 복합환승센터의 명칭", "", "text",
+                              "서울역복합환승센터"]
+    assert "| 소관기관 | 국토교통부 |" in doc.text
+    assert len(tables(read(HWP / "real-44-tables.hwpx"))) == 44
+
+
+def test_hwpx_keeps_korean_word_spacing_and_paragraph_order():
+    doc = read(HWP / "real-44-tables.hwpx")
+    text = doc.text
+    assert "가. 행 사 명: 제2회 가을밤의 음악축제" in text
+    assert "1) 본 과업은 가을밤의 음악축제의 성공적인 개최를 목적으로 함" in text
+    # The chapter titles sit in one-cell tables (boxes); the table of contents names them first.
+    chapters = ("| I. 과업안내 |", "| Ⅱ. 과업 세부내용 |", "| Ⅵ. 제출목록 및 서식 |")
+    assert [text.index(c) for c in chapters] == sorted(text.index(c) for c in chapters)
+    assert doc.pages == 1 and {e.page for e in doc.elements} == {1}
+
+
+def test_hwpx_merged_cells_repeat_labels_down_the_rows_they_span():
+    doc = read(HWP / "real-44-tables.hwpx")
+    assert row_starting(doc, "음악축제 1부")[1] == "18:30 ~ 19:20"
+    evaluation = next(t for t in tables(doc) if t.rows[0][2:] == ["평 가 사 항", "세 부 내 용"])
+    assert evaluation.rows[0][:2] == ["구 분", "구 분"], "a header spanning two columns names both"
+    by_item = {row[2]: row for row in evaluation.body}
+    assert by_item["(2) 수행실적 (8점)"][1].split() == ["객관적", "평", "가", "(20)"]
+    assert by_item["(4) 행사 운영 분야 (20점)"][1].split() == ["주관적", "평", "가", "(70)"]
+    price = next(row for row in evaluation.body if row[0].replace("\n", " ").startswith("가 격 평 가"))
+    assert price[1] == "" and price[3] == "", "a body cell spanning columns is written once"
+
+
+def test_a_nested_table_is_a_table_of_its_own_and_stays_readable_in_its_cell():
+    doc = read(HWP / "real-8-tables.hwpx")
+    codes = next(t for t in tables(doc) if t.rows[0][0] == "구분")
+    assert codes.rows[0] == ["구분", "코드체계", "코드체계", "코드체계"]
+    assert ["코드설명", "➂➃➄", "숫자", "시군구"] in codes.rows
+    parent = row_starting(doc, "5")
+    assert parent[1] == "시군구코드" and "➂➃➄ 숫자 시군구" in parent[3]
+
+
+def test_hwpx_sections_follow_the_spine_or_else_their_numbers(tmp_path):
+    doc = read(NO_MANIFEST)
+    assert doc.text.index("입 법 예 고") < doc.text.index("신ㆍ구조문대비표")
+    assert row_starting(doc, "제1절 재산분") == ["제1절 재산분", "제1절 사업소분"]
+
+    # The same package without container or content.hpf, its sections stored in reverse order.
+    source = zipfile.ZipFile(NO_MANIFEST)
+    names = [n for n in source.namelist() if n not in ("META-INF/container.xml", "Contents/content.hpf")]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as stripped:
+        for name in sorted(names, reverse=True):
+            stripped.writestr(name, source.read(name))
+    path = tmp_path / "stripped.hwpx"
+    path.write_bytes(buffer.getvalue())
+    fallback = read(path)
+    assert fallback.text == doc.text
+
+
+def test_a_zip_bomb_named_hwpx_is_refused_with_its_reason(tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bomb:
+        bomb.writestr("mimetype", "application/hwp+zip")
+        with bomb.open("Contents/section0.xml", "w") as member:
+            for _ in range(201):
+                member.write(bytes(1024 * 1024))
+    path = tmp_path / "보고서.hwpx"
+    path.write_bytes(buffer.getvalue())
+    assert path.stat().st_size < 1024 * 1024
+    with pytest.raises(LimitExceeded, match="HANRAG_MAX_UNZIPPED_MB") as refused:
+        read(path)
+    assert "ZIP bomb" in str(refused.value)
+    with pytest.raises(LimitExceeded):
+        read(HWP / "real-8-tables.hwpx", ExtractOptions(max_unzipped_bytes=100_000))
+
+
+def test_hwp5_table_cells_come_out_in_their_places():
+    doc = read(HWP / "표.hwp")
+    (table,) = tables(doc)
+    assert table.rows == [["ABC\n123", "DEF", "GHI"], ["LMN", "OPQ", "STR"], ["UVM", "123", "456"]]
+
+    (grid,) = tables(read(HWP / "merging-cell.hwp"))
+    assert len(grid.rows) == 7 and all(len(row) == 7 for row in grid.rows)
+    assert all(grid.rows[r][c] == f"{r},{c}" for r in range(7) for c in range(7))
+
+
+def test_hwp_distribution_document_is_refused_with_a_clear_reason():
+    with pytest.raises(EncryptedDocument, match=r"HWP distribution document: its text is encrypted \(배포용 문서\)"):
+        read(HWP / "distribution.hwp")
+
+
+def test_an_ingested_hwpx_is_found_by_search(tmp_path, embedder):
+    runner = make_runner(tmp_path / "home", embedder)
+    record = runner.ingest_file("u", NO_MANIFEST, "입법예고.hwpx")
+    assert record.status == "succeeded", record.reason
+    hits = Retriever(runner.embedder, runner.index).search("u", "주민세 세세목의 명칭 정비", 5)
+    assert hits and hits[0].source == "입법예고.hwpx"
+    assert any("주민세 세세목의 명칭을 상위법에 맞게 정비함" in hit.text for hit in hits)
