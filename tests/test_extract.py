@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 
 import pytest
 from conftest import BANK, FIXTURES, SAMPLES, TUNNEL
@@ -89,12 +91,15 @@ def test_empty_files_are_refused(name, message):
         extract(read(FIXTURES / name), name)
 
 
-def test_unknown_type_is_refused_by_content_not_extension():
+def test_the_type_is_decided_by_content_not_extension():
     docx = read(FIXTURES / "docx-tables.docx")
-    with pytest.raises(UnsupportedFormat, match=r"a Word document \(DOCX\)"):
-        extract(docx, "docx-tables.docx")
-    with pytest.raises(UnsupportedFormat, match=r"a Word document \(DOCX\)"):
-        extract(docx, "looks-like-text.txt")  # a misleading extension changes nothing
+    misnamed = extract(docx, "looks-like-text.txt")  # a misleading extension changes nothing
+    assert [e.table.rows[0] for e in misnamed.elements if e.table][0] == ["Header Col 1", "Header Col 2"]
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("notes.txt", "not an office document")
+    with pytest.raises(UnsupportedFormat, match=r"a ZIP archive \(\.docx\)"):
+        extract(archive.getvalue(), "looks-like-word.docx")
 
 
 def test_utf16_text_is_decoded():
