@@ -7,7 +7,10 @@ the most content morphemes with the question, each followed by its citation mark
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pipeline.korean import analyze, analyze_many, sentences
 from pipeline.models import SearchHit
@@ -27,10 +30,11 @@ class Citation:
     page: int
     chunk_id: str
     score: float
+    text: str = ""  # the cited passage, for a page that shows it next to the answer
 
-    def to_dict(self) -> dict:
-        return {"source": self.source, "page": self.page, "chunk_id": self.chunk_id,
-                "score": round(self.score, 6)}
+    def to_dict(self, with_text: bool = False) -> dict:
+        cited = {"source": self.source, "page": self.page, "chunk_id": self.chunk_id, "score": round(self.score, 6)}
+        return {**cited, "text": self.text} if with_text else cited
 
 
 @dataclass
@@ -38,12 +42,21 @@ class Answer:
     text: str
     citations: list[Citation] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
-        return {"answer": self.text, "citations": [c.to_dict() for c in self.citations]}
+    def to_dict(self, with_text: bool = False) -> dict:
+        return {"answer": self.text, "citations": [c.to_dict(with_text) for c in self.citations]}
+
+
+@dataclass
+class AnswerEvent:
+    """What a streamed answer yields: pieces of text as they are written, then the whole answer."""
+
+    kind: Literal["token", "final"]
+    text: str = ""
+    answer: Answer | None = None
 
 
 def _citation(hit: SearchHit) -> Citation:
-    return Citation(hit.source, hit.page, hit.chunk_id, hit.score)
+    return Citation(hit.source, hit.page, hit.chunk_id, hit.score, hit.text)
 
 
 def answer(question: str, hits: list[SearchHit], llm: LLM | None = None, max_sentences: int = 3) -> Answer:
@@ -55,13 +68,60 @@ def answer(question: str, hits: list[SearchHit], llm: LLM | None = None, max_sen
     return extractive_answer(question, hits, max_sentences)
 
 
-def build_prompt(question: str, hits: list[SearchHit]) -> str:
-    """Retrieved text goes in as quoted, numbered context: data for the model, not instructions."""
+def build_prompt(question: str, hits: list[SearchHit], history: Sequence[dict] = ()) -> str:
+    """Retrieved text goes in as quoted, numbered context: data for the model, not instructions.
+
+    The earlier turns (already cut to the token budget) come first, quoted the same way, so the
+    model can resolve "그건?" without taking anything in them as an order.
+    """
     quoted = "\n".join(
-        f'<passage id="{i}" source="{h.source}" page="{h.page}">\n{h.text}\n</passage>'
+        f'<passage id="{i}" source="{_attribute(h.source)}" page="{h.page}">\n{_quote(h.text)}\n</passage>'
         for i, h in enumerate(hits, start=1)
     )
-    return f"<context>\n{quoted}\n</context>\n\n질문: {question}"
+    prompt = f"<context>\n{quoted}\n</context>\n\n질문: {question}"
+    if history:
+        turns = "\n".join(f"{'사용자' if t['role'] == 'user' else '도우미'}: {_quote(t['text'])}" for t in history)
+        prompt = f"<history>\n{turns}\n</history>\n\n{prompt}"
+    return prompt
+
+
+_BLOCK_TAG = re.compile(r"<(/?)(context|passage|history)", re.IGNORECASE)
+
+
+def _quote(text: str) -> str:
+    """A document cannot close the block it is quoted in and pose as the prompt around it."""
+    return _BLOCK_TAG.sub(r"&lt;\1\2", text)
+
+
+def _attribute(text: str) -> str:
+    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+
+
+def stream_answer(question: str, hits: list[SearchHit], llm: LLM | None = None,
+                  history: Sequence[dict] = (), max_sentences: int = 3) -> Iterator[AnswerEvent]:
+    """The answer as it is written: the LLM's tokens, or the extractive answer in pieces; then the
+    whole answer with its citations."""
+    if not hits:
+        result = Answer(NOT_FOUND)
+        yield from (AnswerEvent("token", piece) for piece in in_pieces(result.text))
+    elif llm is not None:
+        written: list[str] = []
+        for token in llm.stream(SYSTEM_PROMPT, build_prompt(question, hits, history)):
+            if token:
+                written.append(token)
+                yield AnswerEvent("token", token)
+        result = Answer("".join(written).strip() or NOT_FOUND, [_citation(h) for h in hits])
+    else:
+        result = extractive_answer(question, hits, max_sentences)
+        yield from (AnswerEvent("token", piece) for piece in in_pieces(result.text))
+    yield AnswerEvent("final", result.text, result)
+
+
+def in_pieces(text: str, words: int = 3) -> Iterator[str]:
+    """A few words at a time, spaces kept, so the pieces join back into `text` exactly."""
+    parts = re.findall(r"\s*\S+", text)
+    for start in range(0, len(parts), words):
+        yield "".join(parts[start:start + words])
 
 
 def extractive_answer(question: str, hits: list[SearchHit], max_sentences: int = 3,

@@ -7,13 +7,28 @@ Nothing below `pipeline/stages` reads the environment; the CLI and the Lambda ha
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.stages.chunk import ChunkOptions
 from pipeline.stages.extract import ExtractOptions
 from pipeline.stages.index import SearchOptions
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """Which LLM writes chat answers (HANRAG_LLM): none (extractive), openai, bedrock or sagemaker."""
+
+    kind: str = "none"
+    url: str | None = None  # openai: the server's base URL, e.g. http://127.0.0.1:11434/v1
+    model: str | None = None  # openai: the model name; bedrock: the model id
+    api_key: str | None = None  # openai
+    endpoint: str | None = None  # sagemaker: the endpoint name
+    timeout: float = 120.0
+
+
+LLM_KINDS = ("none", "openai", "bedrock", "sagemaker")
 
 
 @dataclass(frozen=True)
@@ -27,6 +42,7 @@ class Settings:
     max_file_bytes: int = 200 * 1024 * 1024
     max_seconds_per_file: float = 1800.0
     webhook_url: str | None = None
+    llm: LLMSettings = field(default_factory=LLMSettings)
 
     @property
     def database_path(self) -> Path:
@@ -68,4 +84,19 @@ class Settings:
             max_file_bytes=int(number("HANRAG_MAX_FILE_MB", 200) * 1024 * 1024),
             max_seconds_per_file=number("HANRAG_MAX_SECONDS", 1800),
             webhook_url=env.get("HANRAG_WEBHOOK_URL") or None,
+            llm=_llm_settings(env, number),
         )
+
+
+def _llm_settings(env: Mapping[str, str], number: Callable[[str, float], float]) -> LLMSettings:
+    kind = (env.get("HANRAG_LLM") or "none").lower()
+    if kind not in LLM_KINDS:
+        raise ValueError(f"HANRAG_LLM must be one of {', '.join(LLM_KINDS)}, not {kind!r}")
+    return LLMSettings(
+        kind=kind,
+        url=env.get("HANRAG_LLM_URL") or None,
+        model=env.get("HANRAG_LLM_MODEL") or None,
+        api_key=env.get("HANRAG_LLM_API_KEY") or None,
+        endpoint=env.get("HANRAG_LLM_ENDPOINT") or None,
+        timeout=number("HANRAG_LLM_TIMEOUT", 120),
+    )

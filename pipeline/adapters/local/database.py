@@ -60,6 +60,18 @@ CREATE TABLE IF NOT EXISTS runs (
     record     TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs (started_at);
+
+-- chat history (chat/history.py): one row per message; citations as JSON
+CREATE TABLE IF NOT EXISTS chat_messages (
+    id         INTEGER PRIMARY KEY,
+    user_id    TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    text       TEXT NOT NULL,
+    citations  TEXT NOT NULL DEFAULT '[]',
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chat_by_session ON chat_messages (user_id, session_id, id);
 """
 
 

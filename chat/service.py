@@ -1,0 +1,97 @@
+"""One chat turn, start to end: summary requests, follow-up rewriting, retrieval in the user's index
+only, the streamed answer, and the history it leaves. Shared by `hanrag serve` and the chat Lambda:
+both build a `ChatService` from their own adapters and relay its events.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from chat.answer import Answer, AnswerEvent, in_pieces, stream_answer
+from chat.history import HistoryStore, validate_session_id, within_budget
+from chat.retrieve import Retriever
+from chat.rewrite import standalone_query
+from chat.summaries import conversation_summary, document_summary, summary_request
+from pipeline.errors import PipelineError
+from pipeline.names import validate_user_id
+from pipeline.ports import LLM, Registry
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_CHARS = 4000
+
+
+class InvalidMessage(PipelineError):
+    """An empty or oversized chat message."""
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    k: int = 5  # chunks an answer is written from
+    history_tokens: int = 1500  # of earlier turns sent to a model (cl100k tokens)
+    history_turns: int = 50  # read from the store per turn
+
+
+@dataclass
+class ChatTurn:
+    """The final event of a turn, with what a page shows: the answer, its citations (with passages)
+    and the query that was searched (the follow-up rewritten)."""
+
+    answer: Answer
+    query: str
+
+    def to_dict(self) -> dict:
+        return {**self.answer.to_dict(with_text=True), "query": self.query}
+
+
+class ChatService:
+    def __init__(self, retriever: Retriever, history: HistoryStore, registry: Registry,
+                 llm: LLM | None = None, options: ChatOptions | None = None) -> None:
+        self.retriever = retriever
+        self.history = history
+        self.registry = registry
+        self.llm = llm
+        self.options = options or ChatOptions()
+
+    def respond(self, user_id: str, session_id: str, message: str) -> Iterator[str | ChatTurn]:
+        """Pieces of the answer (str) as they are written, then one `ChatTurn`. The question and the
+        answer are stored only when the answer is complete."""
+        user_id, session_id = validate_user_id(user_id), validate_session_id(session_id)
+        message = (message or "").strip()
+        if not message:
+            raise InvalidMessage("the message is empty")
+        if len(message) > MAX_MESSAGE_CHARS:
+            raise InvalidMessage(f"the message is longer than {MAX_MESSAGE_CHARS} characters")
+        earlier = self.history.turns(user_id, session_id, self.options.history_turns)
+
+        query = message
+        kind = summary_request(message)
+        if kind == "conversation":
+            events = _spoken(conversation_summary(earlier, self.llm))
+        elif kind == "document":
+            events = _spoken(document_summary(message, list(self.registry.documents(user_id)), earlier))
+        else:
+            recent = within_budget(earlier, self.options.history_tokens)
+            query = standalone_query(message, recent, self.llm)
+            hits = self.retriever.search(user_id, query, self.options.k)
+            # Without an LLM the sentences are chosen by the words of the standalone query.
+            events = stream_answer(query if self.llm is None else message, hits, self.llm, recent)
+
+        for event in events:
+            if event.kind == "token":
+                yield event.text
+                continue
+            assert event.answer is not None
+            citations = [c.to_dict(with_text=True) for c in event.answer.citations]
+            self.history.append(user_id, session_id, "user", message)
+            self.history.append(user_id, session_id, "assistant", event.answer.text, citations)
+            yield ChatTurn(event.answer, query)
+
+
+def _spoken(text: str) -> Iterator[AnswerEvent]:
+    """A ready answer, streamed like a written one so every reply reaches the page the same way."""
+    answer = Answer(text)
+    yield from (AnswerEvent("token", piece) for piece in in_pieces(text))
+    yield AnswerEvent("final", text, answer)
