@@ -137,11 +137,12 @@ class LocalRunner:
         return records
 
     def ingest_file(
-        self, user_id: str, path: Path, source: str, progress: Progress | None = None
+        self, user_id: str, path: Path, source: str, progress: Progress | None = None, run_id: str | None = None
     ) -> RunRecord:
+        """`run_id` lets a caller that queued the file (hanrag serve) name the run before it starts."""
         progress = progress or SilentProgress()
         record = RunRecord(
-            run_id=uuid.uuid4().hex[:16], user_id=user_id, source=source, document_id="",
+            run_id=run_id or uuid.uuid4().hex[:16], user_id=user_id, source=source, document_id="",
             version="", status="running", started_at=time.time(), worker=f"{socket.gethostname()}:{os.getpid()}",
         )
         try:
