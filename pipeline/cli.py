@@ -7,6 +7,7 @@
     hanrag check                           is the index consistent (every row in place, no orphans)?
     hanrag delete SOURCE --user U          remove a document from the index
     hanrag watch DIR                       ingest DIR/<user>/…; deletions leave the index
+    hanrag serve [--port 8000]             web page and JSON API: upload, runs, documents, chat
 
 Data lives under HANRAG_HOME (default ./.hanrag). `--json` prints machine-readable output.
 Exit codes: 0 all good, 1 some file failed or nothing was found to delete, 2 bad usage.
@@ -94,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--once", action="store_true", help="scan once and exit")
     watch.add_argument("--json", action="store_true")
     watch.set_defaults(command=cmd_watch)
+
+    serve = commands.add_parser("serve", help="web page and JSON API: upload, runs, documents, chat")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(command=cmd_serve)
     return parser
 
 
@@ -305,6 +311,17 @@ def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
         if args.once:
             return 1 if failed else 0
         time.sleep(args.interval)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from chat.server import serve
+    from pipeline.adapters.llm import build_llm
+
+    llm = build_llm(settings.llm)
+    print(f"hanrag serve: http://{args.host}:{args.port}/  (index {settings.database_path}, "
+          f"answers: {settings.llm.kind if llm else 'extractive'})", flush=True)
+    serve(settings, args.host, args.port, llm)
+    return 0
 
 
 if __name__ == "__main__":

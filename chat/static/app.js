@@ -1,0 +1,305 @@
+// hanrag's page: plain JavaScript over the JSON API (no build step). Every piece of document text is
+// put into the page with textContent, never as HTML, so a document cannot inject markup.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const STATUS = { queued: "대기 중", running: "처리 중", succeeded: "완료", skipped: "변경 없음", failed: "실패" };
+const STAGES = { extract: "추출", chunk: "분할", embed: "임베딩", index: "색인", summarize: "요약", notify: "알림" };
+let user = null;
+let session = null;
+let runsTimer = null;
+let lastRunsState = "";
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { credentials: "same-origin", ...options });
+  if (!response.ok) {
+    let reason = `HTTP ${response.status}`;
+    try { reason = (await response.json()).detail || reason; } catch (_) { /* not JSON */ }
+    const error = new Error(typeof reason === "string" ? reason : JSON.stringify(reason));
+    error.status = response.status;
+    throw error;
+  }
+  return response.headers.get("content-type")?.includes("json") ? response.json() : response;
+}
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key === "onclick") node.addEventListener("click", value);
+    else node[key] = value;
+  }
+  for (const child of children) if (child != null) node.append(child);
+  return node;
+}
+
+// ------------------------------------------------------------------ login
+
+async function start() {
+  try {
+    user = (await api("/api/me")).user;
+    await enter();
+  } catch (error) {
+    showLogin();
+  }
+}
+
+function showLogin() {
+  user = null;
+  clearInterval(runsTimer);
+  $("app").hidden = true;
+  $("whoami").hidden = true;
+  $("login").hidden = false;
+  $("login-user").focus();
+}
+
+async function enter() {
+  $("login").hidden = true;
+  $("app").hidden = false;
+  $("whoami").hidden = false;
+  $("user-name").textContent = `${user} 님`;
+  await Promise.all([refreshRuns(), refreshDocuments(), loadSessions()]);
+  clearInterval(runsTimer);
+  runsTimer = setInterval(refreshRuns, 1500);
+}
+
+$("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("login-error").textContent = "";
+  try {
+    user = (await api("/api/login", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ user: $("login-user").value.trim() }),
+    })).user;
+    await enter();
+  } catch (error) {
+    $("login-error").textContent = `로그인하지 못했습니다: ${error.message}`;
+  }
+});
+
+$("logout-button").addEventListener("click", async () => {
+  await api("/api/logout", { method: "POST" });
+  $("messages").replaceChildren();
+  showLogin();
+});
+
+// ------------------------------------------------------------------ upload
+
+async function upload(files) {
+  if (!files.length) return;
+  const form = new FormData();
+  for (const file of files) form.append("files", file, file.name);
+  $("upload-message").textContent = `${files.length}개 파일을 올리는 중…`;
+  try {
+    const { runs } = await api("/api/documents", { method: "POST", body: form });
+    $("upload-message").textContent = `${runs.length}개 파일을 처리 대기열에 넣었습니다.`;
+    await refreshRuns();
+  } catch (error) {
+    $("upload-message").textContent = `올리지 못했습니다: ${error.message}`;
+  }
+}
+
+$("file-input").addEventListener("change", (event) => {
+  upload([...event.target.files]);
+  event.target.value = "";
+});
+const zone = $("drop-zone");
+for (const name of ["dragenter", "dragover"]) {
+  zone.addEventListener(name, (event) => { event.preventDefault(); zone.classList.add("over"); });
+}
+for (const name of ["dragleave", "drop"]) {
+  zone.addEventListener(name, () => zone.classList.remove("over"));
+}
+zone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  upload([...event.dataTransfer.files]);
+});
+
+// ------------------------------------------------------------------ runs and documents
+
+async function refreshRuns() {
+  if (!user) return;
+  let runs;
+  try {
+    ({ runs } = await api("/api/runs"));
+  } catch (error) {
+    if (error.status === 401) showLogin();
+    return;
+  }
+  const state = JSON.stringify(runs.map((r) => [r.run_id, r.status]));
+  $("runs-empty").hidden = runs.length > 0;
+  $("runs-body").replaceChildren(...runs.map((run) => {
+    const timings = Object.entries(run.durations || {})
+      .map(([stage, seconds]) => `${STAGES[stage] || stage} ${seconds.toFixed(2)}초`).join(" · ");
+    const notes = [...(run.warnings || [])];
+    if (run.reason && run.status !== "succeeded") notes.unshift(run.reason);
+    if (run.failed_stage) notes.push(`실패한 단계: ${STAGES[run.failed_stage] || run.failed_stage}`);
+    return el("tr", { dataset: { status: run.status, source: run.source, runId: run.run_id } },
+      el("td", { className: "file", textContent: run.source }),
+      el("td", { className: `status ${run.status}`, textContent: STATUS[run.status] || run.status }),
+      el("td", { className: "timings", textContent: timings }),
+      el("td", { textContent: notes.join("\n") }));
+  }));
+  if (state !== lastRunsState) {  // a run finished or started: the documents may have changed
+    lastRunsState = state;
+    refreshDocuments();
+  }
+}
+
+async function refreshDocuments() {
+  if (!user) return;
+  const { documents } = await api("/api/documents");
+  $("documents-empty").hidden = documents.length > 0;
+  $("documents-list").replaceChildren(...documents.map((doc) => el("li", { className: "document", dataset: { id: doc.document_id } },
+    el("div", { className: "name", textContent: doc.source }),
+    el("div", { className: "facts",
+      textContent: `${doc.pages}쪽 · 청크 ${doc.chunks}개 · 버전 ${doc.version.slice(0, 8)} · ${new Date(doc.updated_at * 1000).toLocaleString("ko-KR")}` }),
+    el("p", { className: "summary", textContent: doc.summary || "(요약 없음)" }),
+    el("div", { className: "actions" },
+      el("button", { type: "button", textContent: "요약 보기", onclick: () => ask(`${doc.source} 요약해줘`) }),
+      el("button", { type: "button", textContent: "삭제", onclick: () => removeDocument(doc) })))));
+}
+
+async function removeDocument(doc) {
+  if (!confirm(`「${doc.source}」을(를) 삭제할까요? 검색 색인에서도 지워집니다.`)) return;
+  await api(`/api/documents/${encodeURIComponent(doc.document_id)}`, { method: "DELETE" });
+  await refreshDocuments();
+}
+
+// ------------------------------------------------------------------ chat
+
+function newSessionId() {
+  return `s-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+async function loadSessions() {
+  const { sessions } = await api("/api/sessions");
+  const saved = localStorage.getItem(`hanrag.session.${user}`);
+  session = saved || sessions[0] || newSessionId();
+  const ids = sessions.includes(session) ? sessions : [session, ...sessions];
+  $("session-select").replaceChildren(...ids.map((id, i) =>
+    el("option", { value: id, textContent: i === 0 && !sessions.includes(id) ? "새 대화" : `대화 ${ids.length - i}` })));
+  $("session-select").value = session;
+  await openSession(session);
+}
+
+async function openSession(id) {
+  session = id;
+  localStorage.setItem(`hanrag.session.${user}`, id);
+  const { messages } = await api(`/api/history?session=${encodeURIComponent(id)}`);
+  $("messages").replaceChildren();
+  for (const message of messages) {
+    if (message.role === "user") addUserMessage(message.text);
+    else renderAnswer(addAssistantMessage(), message.text, message.citations);
+  }
+}
+
+$("session-select").addEventListener("change", (event) => openSession(event.target.value));
+$("new-session").addEventListener("click", async () => {
+  localStorage.setItem(`hanrag.session.${user}`, newSessionId());
+  await loadSessions();
+});
+$("clear-chat").addEventListener("click", async () => {
+  await api(`/api/history?session=${encodeURIComponent(session)}`, { method: "DELETE" });
+  $("messages").replaceChildren();
+});
+$("summarize-chat").addEventListener("click", () => ask("지금까지 대화 요약해줘"));
+
+function addUserMessage(text) {
+  const node = el("div", { className: "message user", textContent: text });
+  $("messages").append(node);
+  node.scrollIntoView({ block: "end" });
+}
+
+function addAssistantMessage() {
+  const node = el("div", { className: "message assistant" }, el("span", { className: "text" }));
+  $("messages").append(node);
+  return node;
+}
+
+// The answer's [n] marks become links that open passage n below it.
+function renderAnswer(node, text, citations = []) {
+  const key = Math.random().toString(36).slice(2, 8);
+  const body = node.querySelector(".text");
+  body.replaceChildren();
+  let last = 0;
+  for (const match of text.matchAll(/\[(\d+)\]/g)) {
+    const n = Number(match[1]);
+    body.append(text.slice(last, match.index));
+    if (n >= 1 && n <= citations.length) {
+      body.append(el("a", { className: "mark", href: `#cite-${key}-${n}`, textContent: match[0],
+        onclick: () => { document.getElementById(`cite-${key}-${n}`).open = true; } }));
+    } else {
+      body.append(match[0]);
+    }
+    last = match.index + match[0].length;
+  }
+  body.append(text.slice(last));
+  node.querySelector(".citations")?.remove();
+  if (citations.length) {
+    node.append(el("div", { className: "citations" }, ...citations.map((c, i) =>
+      el("details", { className: "citation", id: `cite-${key}-${i + 1}` },
+        el("summary", { textContent: `[${i + 1}] ${c.source}, ${c.page}쪽` }),
+        el("blockquote", { textContent: c.text || "" })))));
+  }
+  node.scrollIntoView({ block: "end" });
+}
+
+async function ask(message) {
+  addUserMessage(message);
+  const node = addAssistantMessage();
+  node.classList.add("streaming");
+  const body = node.querySelector(".text");
+  $("chat-send").disabled = true;
+  try {
+    const response = await api("/api/chat", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ session, message }),
+    });
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        const event = /^event: (.*)$/m.exec(block)?.[1];
+        const data = JSON.parse(/^data: (.*)$/m.exec(block)?.[1] || "{}");
+        if (event === "token") {
+          body.append(data.text);
+          node.scrollIntoView({ block: "end" });
+        } else if (event === "final") {
+          renderAnswer(node, data.answer, data.citations);
+        } else if (event === "error") {
+          node.append(el("div", { className: "error", textContent: `답을 만들지 못했습니다: ${data.reason}` }));
+        }
+      }
+    }
+    if (![...$("session-select").options].some((o) => o.value === session)) await loadSessions();
+  } catch (error) {
+    node.append(el("div", { className: "error", textContent: `답을 만들지 못했습니다: ${error.message}` }));
+  } finally {
+    node.classList.remove("streaming");
+    $("chat-send").disabled = false;
+  }
+}
+
+$("chat-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const message = $("chat-input").value.trim();
+  if (!message) return;
+  $("chat-input").value = "";
+  ask(message);
+});
+$("chat-input").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    $("chat-form").requestSubmit();
+  }
+});
+
+start();
