@@ -12,6 +12,7 @@ from chat.retrieve import Retriever
 from pipeline.errors import EncryptedDocument, LimitExceeded
 from pipeline.models import ExtractedDocument, Table
 from pipeline.stages.extract import ExtractOptions, extract
+from pipeline.stages.extract.hwpx import extract_hwpx
 
 HWP = FIXTURES / "hwp"
 NO_MANIFEST = FIXTURES / "hard" / "no_manifest.hwpx"
@@ -49,7 +50,16 @@ def test_hwpx_keeps_korean_word_spacing_and_paragraph_order():
     # The chapter titles sit in one-cell tables (boxes); the table of contents names them first.
     chapters = ("| I. 과업안내 |", "| Ⅱ. 과업 세부내용 |", "| Ⅵ. 제출목록 및 서식 |")
     assert [text.index(c) for c in chapters] == sorted(text.index(c) for c in chapters)
-    assert doc.pages == 1 and {e.page for e in doc.elements} == {1}
+
+
+def test_hwpx_pages_follow_the_saved_layout_as_the_table_of_contents_numbers_them():
+    doc = read(HWP / "real-44-tables.hwpx")
+    titles = ("I. 과업안내", "Ⅱ. 과업 세부내용", "Ⅲ. 입찰 및 계약", "Ⅳ. 제안서 및 입찰서류 작성 지침",
+              "Ⅴ. 과업의 일반지침", "Ⅵ. 제출목록 및 서식")
+    pages = [next(e.page for e in doc.elements if e.kind == "table" and e.text.startswith(f"| {t} |")) for t in titles]
+    # The printed numbers (contents: 1, 2, 5, 13, 16, 20) skip the cover and the contents page.
+    assert [p - 2 for p in pages] == [1, 2, 5, 13, 16, 20]
+    assert doc.pages == 39
 
 
 def test_hwpx_merged_cells_repeat_labels_down_the_rows_they_span():
@@ -93,19 +103,24 @@ def test_hwpx_sections_follow_the_spine_or_else_their_numbers(tmp_path):
 
 def test_a_zip_bomb_named_hwpx_is_refused_with_its_reason(tmp_path):
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bomb:
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as bomb:  # level 1: quick to make
         bomb.writestr("mimetype", "application/hwp+zip")
         with bomb.open("Contents/section0.xml", "w") as member:
-            for _ in range(201):
-                member.write(bytes(1024 * 1024))
+            zeros = bytes(1024 * 1024)
+            for _ in range(201):  # 201 MB, one over the default limit
+                member.write(zeros)
     path = tmp_path / "보고서.hwpx"
     path.write_bytes(buffer.getvalue())
-    assert path.stat().st_size < 1024 * 1024
+    assert path.stat().st_size < 1024 * 1024  # under a megabyte on disk
     with pytest.raises(LimitExceeded, match="HANRAG_MAX_UNZIPPED_MB") as refused:
         read(path)
     assert "ZIP bomb" in str(refused.value)
+    small = ExtractOptions(max_unzipped_bytes=100_000)
     with pytest.raises(LimitExceeded):
-        read(HWP / "real-8-tables.hwpx", ExtractOptions(max_unzipped_bytes=100_000))
+        read(HWP / "real-8-tables.hwpx", small)
+    # The reader counts what it really inflates too, for callers that skip `extract`'s check.
+    with pytest.raises(LimitExceeded, match="HWPX archive unpacks to more than"):
+        extract_hwpx((HWP / "real-8-tables.hwpx").read_bytes(), "real-8-tables.hwpx", small)
 
 
 def test_hwp5_table_cells_come_out_in_their_places():

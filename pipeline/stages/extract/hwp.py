@@ -8,8 +8,8 @@ nest them: a paragraph header (66) owns its text (67) and its controls (71); a t
 table record (77) and one list header (72) per cell, each followed by the cell's paragraphs.
 
 Distribution documents are refused: decrypting them needs a key derivation that only unmaintained
-libraries implement. Pages: HWP 5 stores no page numbers either, so everything is on page 1, as
-for HWPX. Tables go through `hwp_table.build_table`, the grid shared with HWPX.
+libraries implement. Pages are estimated from the saved line layout (PARA_LINE_SEG, 69), as for HWPX
+(`hwp_layout`); tables go through `hwp_table.build_table`, the grid shared with HWPX.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import dropwhile
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from pipeline.errors import BrokenDocument, EncryptedDocument, LimitExceeded
 from pipeline.korean import normalize
 from pipeline.models import Element, ExtractedDocument
+from pipeline.stages.extract.hwp_layout import PageCounter, body_height, table_height
 from pipeline.stages.extract.hwp_table import CellSpan, build_table
 
 if TYPE_CHECKING:
@@ -36,8 +38,10 @@ if TYPE_CHECKING:
 STYLE = 26
 PARA_HEADER = 66
 PARA_TEXT = 67
+PARA_LINE_SEG = 69
 CTRL_HEADER = 71
 LIST_HEADER = 72
+PAGE_DEF = 73
 TABLE = 77
 # FileHeader property bits.
 _COMPRESSED, _PASSWORD, _DISTRIBUTION, _DRM, _CERTIFICATE_DRM = 1, 2, 4, 16, 1024
@@ -81,11 +85,18 @@ def extract_hwp(data: bytes, source: str, options: ExtractOptions) -> ExtractedD
             raise BrokenDocument("broken HWP: it has no BodyText section")
         reader = _BodyReader(heading_styles)
         for name in sections:
-            for paragraph in _tree(_records(_stream(ole, name, compressed, budget))):
+            records = list(_records(_stream(ole, name, compressed, budget)))
+            reader.pages.start_section(_body_height(next((r for r in records if r.tag == PAGE_DEF), None)))
+            for paragraph in _tree(iter(records)):
                 if paragraph.tag == PARA_HEADER:
+                    positions = _line_positions(paragraph)
+                    reader.pages.paragraph_starts(positions, _page_break(paragraph))
                     reader.paragraph(paragraph)
+                    tables = [c for c in paragraph.children if c.tag == CTRL_HEADER and _control_id(c) == _TABLE]
+                    reader.pages.paragraph_ends(positions, [_table_height(t) for t in tables])
         title = _summary_title(ole)
-    return ExtractedDocument(source=source, title=normalize(title or PurePath(source).stem), pages=1,
+    return ExtractedDocument(source=source, title=normalize(title or PurePath(source).stem),
+                             pages=max(reader.pages.page, 1),
                              elements=reader.elements)
 
 
@@ -210,6 +221,32 @@ def _control_id(control: Record) -> bytes:
     return control.data[:4][::-1]  # stored little-endian: b" lbt" is "tbl "
 
 
+def _line_positions(paragraph: Record) -> list[int]:
+    """Vertical position of each line on its page: the second field of each 36-byte line segment."""
+    segments = next((c.data for c in paragraph.children if c.tag == PARA_LINE_SEG), b"")
+    return [struct.unpack_from("<i", segments, offset + 4)[0] for offset in range(0, len(segments) - 35, 36)]
+
+
+def _body_height(page_def: Record | None) -> int:
+    """PAGE_DEF: width, height, then margins left, right, top, bottom, header, footer (UINT32 each)."""
+    if page_def is None or len(page_def.data) < 32:
+        return 0
+    height, _, _, top, bottom, header, footer = struct.unpack_from("<7I", page_def.data, 4)
+    return body_height(height, (top, bottom, header, footer))
+
+
+def _table_height(control: Record) -> int:
+    """From each cell's list header (those after the TABLE record): row, row span and height."""
+    cells = dropwhile(lambda child: child.tag != TABLE, control.children)
+    return table_height(struct.unpack_from("<2xH2xH4xI", c.data, 8) for c in cells
+                        if c.tag == LIST_HEADER and len(c.data) >= 24)
+
+
+def _page_break(paragraph: Record) -> bool:
+    """The paragraph header's break type (byte 11): bit 2 is a page break, bit 3 a column break."""
+    return len(paragraph.data) > 11 and bool(paragraph.data[11] & 0x04)
+
+
 def _style(paragraph: Record) -> int:
     return paragraph.data[10] if len(paragraph.data) > 10 else -1
 
@@ -229,6 +266,7 @@ def _sub_paragraphs(record: Record) -> list[Record]:
 class _BodyReader:
     heading_styles: set[int]
     elements: list[Element] = field(default_factory=list)
+    pages: PageCounter = field(default_factory=PageCounter)
 
     def paragraph(self, paragraph: Record) -> None:
         text, controls = _paragraph_text_and_controls(paragraph)
@@ -245,7 +283,7 @@ class _BodyReader:
         text = "\n".join(line.strip() for line in normalize(raw).split("\n") if line.strip())
         if text:
             heading = styled_heading and len(text) <= _MAX_HEADING_CHARS and "\n" not in text
-            self.elements.append(Element("text", 1, text, heading=heading))
+            self.elements.append(Element("text", self.pages.page, text, heading=heading))
 
     def _table(self, control: Record) -> None:
         """Its caption, the table, then the tables nested in its cells (their text also stays in the cell)."""
@@ -257,7 +295,7 @@ class _BodyReader:
         nested: list[Record] = []
         table = build_table(_cells(control, nested))
         if table is not None:
-            self.elements.append(Element("table", 1, table.to_markdown(), table=table))
+            self.elements.append(Element("table", self.pages.page, table.to_markdown(), table=table))
         for inner in nested:
             self._table(inner)
 

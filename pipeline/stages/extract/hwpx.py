@@ -5,8 +5,8 @@ Sections are read in the order of the package's spine (`Contents/content.hpf`, f
 manifest. Paragraphs come out in document order with headings where the paragraph style is an outline
 or title style; every `hp:tbl` becomes a `Table` (the grid shared with HWP 5 in `hwp_table`).
 
-Pages: HWPX stores no page numbers (pagination is done by the viewer), so every element is on page 1
-and the document counts one page; a citation names the file, not a page that could be wrong.
+Pages: HWPX stores no page numbers; `hwp_layout.PageCounter` estimates them from the line layout
+Hangul saved with each paragraph (physical page numbers, as in a PDF of the document).
 
 The archive is untrusted: the total size it unpacks to is capped (`ExtractOptions.max_unzipped_bytes`)
 by the bytes actually inflated (`extract` has already checked the sizes the ZIP directory declares), and XML with a
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from pipeline.errors import BrokenDocument, LimitExceeded
 from pipeline.korean import normalize
 from pipeline.models import Element, ExtractedDocument
+from pipeline.stages.extract.hwp_layout import PageCounter, body_height, table_height
 from pipeline.stages.extract.hwp_table import CellSpan, build_table
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ def extract_hwpx(data: bytes, source: str, options: ExtractOptions) -> Extracted
         for name in sections:
             reader.read(_parse(archive, name, budget))
     title = _title(package) or PurePath(source).stem
-    return ExtractedDocument(source=source, title=normalize(title), pages=1, elements=reader.elements)
+    return ExtractedDocument(source=source, title=normalize(title), pages=max(reader.pages.page, 1),
+                             elements=reader.elements)
 
 
 class _Budget:
@@ -81,7 +83,7 @@ class _Budget:
 
 
 def _too_big(limit: int) -> LimitExceeded:
-    return LimitExceeded(f"HWPX archive unpacks to more than {limit // (1024 * 1024)} MB: refused as a possible "
+    return LimitExceeded(f"HWPX archive unpacks to more than {limit / 2**20:.3g} MB: refused as a possible "
                          "zip bomb (set HANRAG_MAX_UNZIPPED_MB to raise the limit)")
 
 
@@ -166,10 +168,18 @@ class _SectionReader:
 
     heading_styles: set[str]
     elements: list[Element] = field(default_factory=list)
+    pages: PageCounter = field(default_factory=PageCounter)
 
     def read(self, section: ET.Element) -> None:
+        page = section.find(f"{HP}p/{HP}run/{HP}secPr/{HP}pagePr")
+        margin = page.find(f"{HP}margin") if page is not None else None
+        self.pages.start_section(body_height(
+            _int(page, "height", 0), (_int(margin, side, 0) for side in ("top", "bottom", "header", "footer"))))
         for paragraph in section.findall(f"{HP}p"):
+            positions = [_int(seg, "vertpos", 0) for seg in paragraph.iterfind(f"{HP}linesegarray/{HP}lineseg")]
+            self.pages.paragraph_starts(positions, paragraph.get("pageBreak") == "1")
             self._paragraph(paragraph)
+            self.pages.paragraph_ends(positions, [_table_height(t) for t in paragraph.iterfind(f"{HP}run/{HP}tbl")])
 
     def _paragraph(self, paragraph: ET.Element) -> None:
         text: list[str] = []
@@ -191,7 +201,7 @@ class _SectionReader:
         text = "\n".join(line.strip() for line in normalize(raw).split("\n") if line.strip())
         if text:
             heading = styled_heading and len(text) <= _MAX_HEADING_CHARS and "\n" not in text
-            self.elements.append(Element("text", 1, text, heading=heading))
+            self.elements.append(Element("text", self.pages.page, text, heading=heading))
 
     def _table(self, table: ET.Element) -> None:
         """The table, then the tables nested in its cells (their text also stays in the cell)."""
@@ -208,7 +218,7 @@ class _SectionReader:
                 ))
         built = build_table(cells)
         if built is not None:
-            self.elements.append(Element("table", 1, built.to_markdown(), table=built))
+            self.elements.append(Element("table", self.pages.page, built.to_markdown(), table=built))
         for inner in nested:
             self._table(inner)
 
@@ -277,6 +287,14 @@ def _flat_table_text(table: ET.Element) -> str:
         cells = [" ".join(_cell_text(tc, []).split()) for tc in tr.findall(f"{HP}tc")]
         rows.append(" ".join(c for c in cells if c))
     return " / ".join(r for r in rows if r)
+
+
+def _table_height(table: ET.Element) -> int:
+    return table_height(
+        (_int(tc.find(f"{HP}cellAddr"), "rowAddr", 0), _int(tc.find(f"{HP}cellSpan"), "rowSpan", 1),
+         _int(tc.find(f"{HP}cellSz"), "height", 0))
+        for tc in table.iterfind(f"{HP}tr/{HP}tc")
+    )
 
 
 def _int(node: ET.Element | None, name: str, default: int) -> int:
