@@ -133,6 +133,11 @@ def test_hwp5_table_cells_come_out_in_their_places():
     assert all(grid.rows[r][c] == f"{r},{c}" for r in range(7) for c in range(7))
 
 
+def test_hwp_streams_inflate_only_up_to_the_limit():
+    with pytest.raises(LimitExceeded, match="HWP document inflates to more than"):
+        read(HWP / "merging-cell.hwp", ExtractOptions(max_unzipped_bytes=1000))
+
+
 def test_hwp_distribution_document_is_refused_with_a_clear_reason():
     with pytest.raises(EncryptedDocument, match=r"HWP distribution document: its text is encrypted \(배포용 문서\)"):
         read(HWP / "distribution.hwp")

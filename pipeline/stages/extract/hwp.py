@@ -74,7 +74,7 @@ def extract_hwp(data: bytes, source: str, options: ExtractOptions) -> ExtractedD
         raise BrokenDocument("broken HWP: its OLE directory cannot be read") from None
     with ole:
         compressed = _check_header(ole)
-        budget = [options.max_unzipped_bytes]
+        budget = _Budget(options.max_unzipped_bytes)
         heading_styles = _heading_styles(_stream(ole, "DocInfo", compressed, budget)) if ole.exists(
             "DocInfo") else set()
         sections = sorted(
@@ -102,7 +102,10 @@ def extract_hwp(data: bytes, source: str, options: ExtractOptions) -> ExtractedD
 
 def _check_header(ole: olefile.OleFileIO) -> bool:
     """Refuse what we cannot read; True when the streams are compressed."""
-    header = ole.openstream("FileHeader").read(256)
+    try:
+        header = ole.openstream("FileHeader").read(256)
+    except OSError:
+        raise BrokenDocument("broken HWP: the FileHeader stream cannot be read") from None
     if not header.startswith(b"HWP Document File") or len(header) < 40:
         raise BrokenDocument("broken HWP: the FileHeader stream is not an HWP 5 header")
     flags = struct.unpack_from("<I", header, 36)[0]
@@ -115,20 +118,30 @@ def _check_header(ole: olefile.OleFileIO) -> bool:
     return bool(flags & _COMPRESSED)
 
 
-def _stream(ole: olefile.OleFileIO, name: str, compressed: bool, budget: list[int]) -> bytes:
-    """A stream's bytes, inflated when compressed; `budget` is what may still be inflated (zip bombs)."""
-    raw = ole.openstream(name).read()
+class _Budget:
+    """Bytes the streams may still inflate to: a few kilobytes of deflate can claim gigabytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+
+def _stream(ole: olefile.OleFileIO, name: str, compressed: bool, budget: _Budget) -> bytes:
+    """A stream's bytes, inflated (raw deflate) when the document is compressed."""
+    try:
+        raw = ole.openstream(name).read()
+    except OSError:
+        raise BrokenDocument(f"broken HWP: the {name} stream cannot be read") from None
     if not compressed:
         return raw
-    inflater = zlib.decompressobj(-15)
     try:
-        data = inflater.decompress(raw, budget[0] + 1)
+        data = zlib.decompressobj(-15).decompress(raw, budget.left + 1)
     except zlib.error:
         raise BrokenDocument(f"broken HWP: the {name} stream cannot be decompressed") from None
-    budget[0] -= len(data)
-    if budget[0] < 0:
-        raise LimitExceeded("HWP document inflates to more than the configured limit: refused as a possible "
-                            "compression bomb (set HANRAG_MAX_UNZIPPED_MB to raise the limit)")
+    budget.left -= len(data)
+    if budget.left < 0:
+        raise LimitExceeded(f"HWP document inflates to more than {budget.limit / 2**20:.3g} MB: refused as a "
+                            "possible compression bomb (set HANRAG_MAX_UNZIPPED_MB to raise the limit)")
     return data
 
 
@@ -208,7 +221,8 @@ def _text(record: Record | None) -> str:
             continue
         out.append(chr(code))
         i += 1
-    return "".join(out)
+    # Characters beyond the BMP arrive as surrogate pairs, one code unit at a time: rejoin them.
+    return "".join(out).encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def _paragraph_text_and_controls(paragraph: Record) -> tuple[str, list[Record]]:

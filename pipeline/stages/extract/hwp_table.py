@@ -11,7 +11,8 @@ decides what a merged area shows so the Markdown rendering reads right:
   and so does a label spanning the header rows (`구분` over two header rows is written once).
 
 The header is the first row, or the first two when the first row's cells span two rows (a two-level
-header: a group label over its sub-columns). Rows with no text at all are dropped.
+header: a group label over its sub-columns). Rows with no text at all are dropped (an empty first
+row leaves the header to the next).
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ def build_table(cells: list[CellSpan]) -> Table | None:
                 else:
                     grid[r][c] = ""
     rows = [[text or "" for text in row] for row in grid]
-    header, body = rows[:header_rows], [row for row in rows[header_rows:] if any(row)]
-    return Table(rows=header + body, header_rows=header_rows)
+    kept_header = max(1, sum(1 for row in rows[:header_rows] if any(row)))
+    return Table(rows=[row for row in rows if any(row)], header_rows=kept_header)
 
 
 def _repeats(cell: CellSpan, row: int, col: int, header_rows: int, width: int) -> bool:
