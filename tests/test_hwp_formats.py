@@ -9,7 +9,7 @@ import pytest
 from conftest import FIXTURES, make_runner
 
 from chat.retrieve import Retriever
-from pipeline.errors import EncryptedDocument, LimitExceeded
+from pipeline.errors import BrokenDocument, EncryptedDocument, LimitExceeded
 from pipeline.models import ExtractedDocument, Table
 from pipeline.stages.extract import ExtractOptions, extract
 from pipeline.stages.extract.hwpx import extract_hwpx
@@ -136,6 +136,13 @@ def test_hwp5_table_cells_come_out_in_their_places():
 def test_hwp_streams_inflate_only_up_to_the_limit():
     with pytest.raises(LimitExceeded, match="HWP document inflates to more than"):
         read(HWP / "merging-cell.hwp", ExtractOptions(max_unzipped_bytes=1000))
+
+
+@pytest.mark.parametrize("name", ["real-8-tables.hwpx", "표.hwp", "merging-cell.hwp"])
+def test_a_truncated_file_is_a_broken_document_not_a_crash(name):
+    data = (HWP / name).read_bytes()
+    with pytest.raises(BrokenDocument, match=r"^broken (ZIP container|HWP)"):
+        extract(data[: len(data) * 6 // 10], name)
 
 
 def test_hwp_distribution_document_is_refused_with_a_clear_reason():

@@ -66,7 +66,7 @@ def _zip_kind(data: bytes) -> str:
             names = set(archive.namelist())
             with archive.open("mimetype") if "mimetype" in names else io.BytesIO() as member:
                 mimetype = member.read(80).decode("ascii", "replace")  # read(80): a bomb stays packed
-    except (zipfile.BadZipFile, OSError, KeyError):
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError, NotImplementedError):
         raise BrokenDocument("broken ZIP container: the archive cannot be read") from None
     if mimetype.startswith("application/hwp") or any(n.startswith("Contents/section") for n in names):
         return "hwpx"
@@ -83,9 +83,9 @@ def _ole_kind(data: bytes) -> str:
     import olefile
 
     try:
-        with olefile.OleFileIO(data) as ole:
+        with olefile.OleFileIO(io.BytesIO(data)) as ole:  # raw bytes under 1536 would be taken for a file name
             streams = {"/".join(entry) for entry in ole.listdir(streams=True, storages=True)}
-    except OSError:
+    except (OSError, ValueError):
         raise BrokenDocument("broken OLE compound file: its directory cannot be read") from None
     if "FileHeader" in streams and any(s.startswith(("BodyText", "ViewText")) for s in streams):
         return "hwp"

@@ -14,6 +14,7 @@ libraries implement. Pages are estimated from the saved line layout (PARA_LINE_S
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 import zlib
@@ -69,9 +70,12 @@ def extract_hwp(data: bytes, source: str, options: ExtractOptions) -> ExtractedD
     import olefile
 
     try:
-        ole = olefile.OleFileIO(data)
-    except OSError:
-        raise BrokenDocument("broken HWP: its OLE directory cannot be read") from None
+        return _read(olefile.OleFileIO(io.BytesIO(data)), source, options)
+    except (OSError, ValueError) as error:  # what olefile raises on a damaged directory, FAT or stream
+        raise BrokenDocument(f"broken HWP: the OLE container is damaged ({error})") from None
+
+
+def _read(ole: olefile.OleFileIO, source: str, options: ExtractOptions) -> ExtractedDocument:
     with ole:
         compressed = _check_header(ole)
         budget = _Budget(options.max_unzipped_bytes)
@@ -102,10 +106,7 @@ def extract_hwp(data: bytes, source: str, options: ExtractOptions) -> ExtractedD
 
 def _check_header(ole: olefile.OleFileIO) -> bool:
     """Refuse what we cannot read; True when the streams are compressed."""
-    try:
-        header = ole.openstream("FileHeader").read(256)
-    except OSError:
-        raise BrokenDocument("broken HWP: the FileHeader stream cannot be read") from None
+    header = ole.openstream("FileHeader").read(256)
     if not header.startswith(b"HWP Document File") or len(header) < 40:
         raise BrokenDocument("broken HWP: the FileHeader stream is not an HWP 5 header")
     flags = struct.unpack_from("<I", header, 36)[0]
@@ -128,10 +129,7 @@ class _Budget:
 
 def _stream(ole: olefile.OleFileIO, name: str, compressed: bool, budget: _Budget) -> bytes:
     """A stream's bytes, inflated (raw deflate) when the document is compressed."""
-    try:
-        raw = ole.openstream(name).read()
-    except OSError:
-        raise BrokenDocument(f"broken HWP: the {name} stream cannot be read") from None
+    raw = ole.openstream(name).read()
     if not compressed:
         return raw
     try:

@@ -19,6 +19,7 @@ import io
 import re
 import xml.etree.ElementTree as ET
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -90,7 +91,7 @@ def _too_big(limit: int) -> LimitExceeded:
 def _open_archive(data: bytes) -> zipfile.ZipFile:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
         raise BrokenDocument("broken HWPX: the ZIP container cannot be read") from None
     return archive
 
@@ -98,7 +99,7 @@ def _open_archive(data: bytes) -> zipfile.ZipFile:
 def _parse(archive: zipfile.ZipFile, name: str, budget: _Budget) -> ET.Element:
     try:
         xml = budget.read(archive, name)
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as error:  # zlib.error is an OSError subclass here
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError, ValueError, NotImplementedError) as error:
         raise BrokenDocument(f"broken HWPX: {name} cannot be unpacked ({error})") from None
     if b"<!DOCTYPE" in xml[:4096].upper():
         raise BrokenDocument(f"broken HWPX: {name} declares a DOCTYPE, which OWPML never does")
