@@ -162,6 +162,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, llm: LLM
     app = FastAPI(title="hanrag", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
     app.state.worker = worker
     app.state.runner = runner
+    app.state.chat = chat
 
     @app.exception_handler(PipelineError)
     async def pipeline_error(request: Request, error: PipelineError) -> JSONResponse:

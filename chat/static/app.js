@@ -154,7 +154,8 @@ async function refreshDocuments() {
     el("div", { className: "name", textContent: doc.source }),
     el("div", { className: "facts",
       textContent: `${doc.pages}쪽 · 청크 ${doc.chunks}개 · 버전 ${doc.version.slice(0, 8)} · ${new Date(doc.updated_at * 1000).toLocaleString("ko-KR")}` }),
-    el("p", { className: "summary", textContent: doc.summary || "(요약 없음)" }),
+    el("p", { className: "summary", title: "눌러서 펼치기", textContent: doc.summary || "(요약 없음)",
+      onclick: (event) => event.currentTarget.classList.toggle("open") }),
     el("div", { className: "actions" },
       el("button", { type: "button", textContent: "요약 보기", onclick: () => ask(`${doc.source} 요약해줘`) }),
       el("button", { type: "button", textContent: "삭제", onclick: () => removeDocument(doc) })))));
