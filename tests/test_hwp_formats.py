@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 
 import pytest
@@ -157,3 +158,36 @@ def test_an_ingested_hwpx_is_found_by_search(tmp_path, embedder):
     hits = Retriever(runner.embedder, runner.index).search("u", "주민세 세세목의 명칭 정비", 5)
     assert hits and hits[0].source == "입법예고.hwpx"
     assert any("주민세 세세목의 명칭을 상위법에 맞게 정비함" in hit.text for hit in hits)
+
+
+def _record(tag: int, level: int, data: bytes) -> bytes:
+    return struct.pack("<I", tag | level << 10 | len(data) << 20) + data
+
+
+def _cell(row: int, col: int, row_span: int, col_span: int, text: str) -> bytes:
+    """A cell as HWP 5 stores it: list header (address, spans, size), then its paragraph and text."""
+    header = struct.pack("<HHI4H2I", 1, 0, 0, col, row, col_span, row_span, 7000, 1000) + bytes(10)
+    return (_record(72, 2, header) + _record(66, 2, bytes(24))
+            + _record(67, 3, (text + "\r").encode("utf-16-le")))
+
+
+def test_hwp5_merged_cells_land_like_hwpx_ones():
+    """No real HWP 5 sample has merged cells, so this one is written record by record."""
+    from pipeline.stages.extract.hwp import PARA_HEADER, _BodyReader, _records, _tree
+
+    table = struct.pack("<IHH", 0, 3, 3) + bytes(20)
+    body = (_record(66, 0, bytes(24)) + _record(67, 1, "\x0b\0\0\0\0\0\0\x0b\r".encode("utf-16-le"))
+            + _record(71, 1, b" lbt" + bytes(40)) + _record(77, 2, table)
+            + _cell(0, 0, 1, 1, "구분") + _cell(0, 1, 1, 2, "예산(억원)")
+            + _cell(1, 0, 2, 1, "국비") + _cell(1, 1, 1, 1, "2024년") + _cell(1, 2, 1, 1, "120")
+            + _cell(2, 1, 1, 1, "2025년") + _cell(2, 2, 1, 1, "150"))
+    reader = _BodyReader(set())
+    reader.pages.start_section()
+    for paragraph in _tree(_records(body)):
+        assert paragraph.tag == PARA_HEADER
+        reader.paragraph(paragraph)
+    (element,) = reader.elements
+    assert element.table is not None
+    assert element.table.rows == [["구분", "예산(억원)", "예산(억원)"],
+                                  ["국비", "2024년", "120"],
+                                  ["국비", "2025년", "150"]]
