@@ -29,6 +29,7 @@ from pipeline.korean import normalize
 from pipeline.models import Element, ExtractedDocument
 from pipeline.stages.extract.hwp_layout import PageCounter, body_height, table_height
 from pipeline.stages.extract.hwp_table import CellSpan, build_table
+from pipeline.stages.extract.hwp_text import is_heading_style, paragraph_elements
 
 if TYPE_CHECKING:
     import olefile
@@ -53,9 +54,6 @@ _CHARACTER = {9: " ", 10: "\n", 13: "", 24: "-", 30: " ", 31: " "}  # tab, line 
 # furniture are not.
 _TABLE = b"tbl "
 _TEXT_CONTROLS = frozenset({b"gso ", b"fn  ", b"en  ", b"tcmt"})
-_HEADING_STYLE = re.compile(r"^(?:개요\s*\d|outline\s*\d|heading)|제목", re.I)
-_NOT_HEADING_STYLE = re.compile(r"캡션|caption|표안|차례|toc", re.I)
-_MAX_HEADING_CHARS = 80
 
 
 @dataclass
@@ -185,7 +183,7 @@ def _heading_styles(docinfo: bytes) -> set[int]:
             offset += 2 + 2 * length
         is_paragraph_style = offset < len(style.data) and style.data[offset] & 0x7 == 0
         name = " ".join(names)
-        if is_paragraph_style and _HEADING_STYLE.search(name) and not _NOT_HEADING_STYLE.search(name):
+        if is_paragraph_style and is_heading_style(name):
             found.add(index)
     return found
 
@@ -292,10 +290,7 @@ class _BodyReader:
                     self.paragraph(inner)
 
     def _text(self, raw: str, styled_heading: bool) -> None:
-        text = "\n".join(line.strip() for line in normalize(raw).split("\n") if line.strip())
-        if text:
-            heading = styled_heading and len(text) <= _MAX_HEADING_CHARS and "\n" not in text
-            self.elements.append(Element("text", self.pages.page, text, heading=heading))
+        self.elements += paragraph_elements(raw, self.pages.page, styled_heading)
 
     def _table(self, control: Record) -> None:
         """Its caption, the table, then the tables nested in its cells (their text also stays in the cell)."""

@@ -2,8 +2,8 @@
 
 Sections are read in the order of the package's spine (`Contents/content.hpf`, found through
 `META-INF/container.xml`), or in the numeric order of `Contents/sectionN.xml` when there is no usable
-manifest. Paragraphs come out in document order with headings where the paragraph style is an outline
-or title style; every `hp:tbl` becomes a `Table` (the grid shared with HWP 5 in `hwp_table`).
+manifest. Paragraphs come out in document order, headings marked as `hwp_text` decides; every
+`hp:tbl` becomes a `Table` (the grid shared with HWP 5 in `hwp_table`).
 
 Pages: HWPX stores no page numbers; `hwp_layout.PageCounter` estimates them from the line layout
 Hangul saved with each paragraph (physical page numbers, as in a PDF of the document).
@@ -30,6 +30,7 @@ from pipeline.korean import normalize
 from pipeline.models import Element, ExtractedDocument
 from pipeline.stages.extract.hwp_layout import PageCounter, body_height, table_height
 from pipeline.stages.extract.hwp_table import CellSpan, build_table
+from pipeline.stages.extract.hwp_text import is_heading_style, paragraph_elements
 
 if TYPE_CHECKING:
     from pipeline.stages.extract import ExtractOptions
@@ -43,10 +44,6 @@ _SECTION = re.compile(r"^Contents/section(\d+)\.xml$", re.I)
 _INLINE = {f"{HP}tab": " ", f"{HP}lineBreak": "\n", f"{HP}fwSpace": " ", f"{HP}nbSpace": " ", f"{HP}hyphen": "-"}
 # Controls whose text is page furniture repeated on every page, not content.
 _FURNITURE = {f"{HP}header", f"{HP}footer", f"{HP}pageNum", f"{HP}pageHiding"}
-# Paragraph styles that mark headings: "개요 1" / "Outline 1", "큰제목", "1. 제목", "Heading 2".
-_HEADING_STYLE = re.compile(r"^(?:개요\s*\d|outline\s*\d|heading)|제목", re.I)
-_NOT_HEADING_STYLE = re.compile(r"캡션|caption|표안|차례|toc", re.I)
-_MAX_HEADING_CHARS = 80
 
 
 def extract_hwpx(data: bytes, source: str, options: ExtractOptions) -> ExtractedDocument:
@@ -158,7 +155,7 @@ def _heading_styles(header: ET.Element) -> set[str]:
     found = set()
     for style in header.iter(f"{HH}style"):
         name = f"{style.get('name', '')} {style.get('engName', '')}".strip()
-        if style.get("type", "PARA") == "PARA" and _HEADING_STYLE.search(name) and not _NOT_HEADING_STYLE.search(name):
+        if style.get("type", "PARA") == "PARA" and is_heading_style(name):
             found.add(style.get("id", ""))
     return found
 
@@ -199,10 +196,7 @@ class _SectionReader:
                     self._paragraph(inner)
 
     def _text(self, raw: str, styled_heading: bool) -> None:
-        text = "\n".join(line.strip() for line in normalize(raw).split("\n") if line.strip())
-        if text:
-            heading = styled_heading and len(text) <= _MAX_HEADING_CHARS and "\n" not in text
-            self.elements.append(Element("text", self.pages.page, text, heading=heading))
+        self.elements += paragraph_elements(raw, self.pages.page, styled_heading)
 
     def _table(self, table: ET.Element) -> None:
         """The table, then the tables nested in its cells (their text also stays in the cell)."""
