@@ -48,6 +48,9 @@ def test_hwpx_keeps_korean_word_spacing_and_paragraph_order():
     text = doc.text
     assert "가. 행 사 명: 제2회 가을밤의 음악축제" in text
     assert "1) 본 과업은 가을밤의 음악축제의 성공적인 개최를 목적으로 함" in text
+    headings = [e.text for e in doc.elements if e.heading]
+    assert headings[:2] == ["1. 행사개요", "가. 행 사 명: 제2회 가을밤의 음악축제"]
+    assert "2. 과업개요" in headings and "1) 문화행사" not in headings
     # The chapter titles sit in one-cell tables (boxes); the table of contents names them first.
     chapters = ("| I. 과업안내 |", "| Ⅱ. 과업 세부내용 |", "| Ⅵ. 제출목록 및 서식 |")
     assert [text.index(c) for c in chapters] == sorted(text.index(c) for c in chapters)

@@ -106,7 +106,7 @@ class ExtractOptions:
     pdf_password: str | None = None
     max_pages: int = 5000
     ocr: bool = True  # read image-only and garbled pages, and images, with Tesseract when it is installed
-    max_unzipped_bytes: int = 200 * 1024 * 1024  # a ZIP-based file (DOCX, HWPX, …) may expand to this much
+    max_unzipped_bytes: int = 200 * 1024 * 1024  # a ZIP-based file (DOCX, HWPX, …) or an HWP may expand to this
 
 
 def sniff_format(data: bytes, source: str) -> str:
