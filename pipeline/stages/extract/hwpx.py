@@ -8,8 +8,8 @@ manifest. Paragraphs come out in document order, headings marked as `hwp_text` d
 Pages: HWPX stores no page numbers; `hwp_layout.PageCounter` estimates them from the line layout
 Hangul saved with each paragraph (physical page numbers, as in a PDF of the document).
 
-The archive is untrusted: the total size it unpacks to is capped (`ExtractOptions.max_unzipped_bytes`)
-by the bytes actually inflated (`extract` has already checked the sizes the ZIP directory declares), and XML with a
+The archive is untrusted: what it inflates to is capped (`ExtractOptions.max_unzipped_bytes`), counted
+as it inflates (`extract` has already checked the sizes the ZIP directory declares), and XML with a
 DOCTYPE (entity expansion) is refused; OWPML never uses one.
 """
 
