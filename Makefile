@@ -5,7 +5,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock package-lock.json | cksum | cut -d' ' -f1)
 export DO_NOT_TRACK := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
@@ -15,10 +15,11 @@ QUESTION ?= 도로터널 결로 대책 가이드라인은 연장 몇 km 이상�
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock package-lock.json
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
 	@scripts/system-packages.sh
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent; fi  # the pinned CDK CLI (package-lock.json)
 	@rm -f $(VENV)/.installed-*; touch $@
 
 demo: $(STAMP)

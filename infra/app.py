@@ -6,8 +6,6 @@ neither fixed nor acknowledged with a reason (in infra/stack.py) stops the synth
 
 from __future__ import annotations
 
-import os
-
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
@@ -16,8 +14,8 @@ from infra.stack import HanragStack
 
 def build_app(outdir: str | None = None) -> tuple[cdk.App, HanragStack]:
     app = cdk.App(outdir=outdir) if outdir else cdk.App()
-    env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
-    stack = HanragStack(app, "Hanrag", env=env, description="hanrag: Korean-first document ingestion for RAG")
+    # environment-agnostic: the account and region come from the credentials `cdk deploy` runs with
+    stack = HanragStack(app, "Hanrag", description="hanrag: Korean-first document ingestion for RAG")
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app, stack
 
