@@ -105,6 +105,25 @@ def test_hwpx_sections_follow_the_spine_or_else_their_numbers(tmp_path):
     assert fallback.text == doc.text
 
 
+def test_a_password_protected_hwpx_is_refused_by_its_manifest(tmp_path):
+    """OWPML encrypts parts the ODF way and lists them in META-INF/manifest.xml (no real sample here)."""
+    manifest = ('<odf:manifest xmlns:odf="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0">'
+                '<odf:file-entry full-path="Contents/section0.xml" media-type="application/xml">'
+                '<odf:encryption-data checksum-type="SHA256" checksum="AAAA">'
+                '<odf:algorithm algorithm-name="AES256" initialisation-vector="AAAA"/>'
+                '</odf:encryption-data></odf:file-entry></odf:manifest>')
+    source = zipfile.ZipFile(NO_MANIFEST)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as locked:
+        for name in source.namelist():
+            locked.writestr(name, source.read(name) if name != "Contents/section0.xml" else bytes(range(256)))
+        locked.writestr("META-INF/manifest.xml", manifest)
+    path = tmp_path / "암호.hwpx"
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(EncryptedDocument, match="encrypted HWPX: the document is protected by a password"):
+        read(path)
+
+
 def test_a_zip_bomb_named_hwpx_is_refused_with_its_reason(tmp_path):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as bomb:  # level 1: quick to make

@@ -8,9 +8,10 @@ manifest. Paragraphs come out in document order, headings marked as `hwp_text` d
 Pages: HWPX stores no page numbers; `hwp_layout.PageCounter` estimates them from the line layout
 Hangul saved with each paragraph (physical page numbers, as in a PDF of the document).
 
-The archive is untrusted: what it inflates to is capped (`ExtractOptions.max_unzipped_bytes`), counted
-as it inflates (`extract` has already checked the sizes the ZIP directory declares), and XML with a
-DOCTYPE (entity expansion) is refused; OWPML never uses one.
+A password-protected HWPX is refused by what its manifest says. The archive is untrusted: what it
+inflates to is capped (`ExtractOptions.max_unzipped_bytes`), counted as it inflates (`extract` has
+already checked the sizes the ZIP directory declares), and XML with a DOCTYPE (entity expansion) is
+refused; OWPML never uses one.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
-from pipeline.errors import BrokenDocument, LimitExceeded
+from pipeline.errors import BrokenDocument, EncryptedDocument, LimitExceeded
 from pipeline.korean import normalize
 from pipeline.models import Element, ExtractedDocument
 from pipeline.stages.extract.hwp_layout import PageCounter, body_height, table_height
@@ -39,6 +40,7 @@ HP = "{http://www.hancom.co.kr/hwpml/2011/paragraph}"
 HH = "{http://www.hancom.co.kr/hwpml/2011/head}"
 OPF = "{http://www.idpf.org/2007/opf/}"
 OCF = "{urn:oasis:names:tc:opendocument:xmlns:container}"
+ODF_MANIFEST = "{urn:oasis:names:tc:opendocument:xmlns:manifest:1.0}"
 _SECTION = re.compile(r"^Contents/section(\d+)\.xml$", re.I)
 # Inline elements of `hp:t` that stand for characters.
 _INLINE = {f"{HP}tab": " ", f"{HP}lineBreak": "\n", f"{HP}fwSpace": " ", f"{HP}nbSpace": " ", f"{HP}hyphen": "-"}
@@ -50,6 +52,7 @@ def extract_hwpx(data: bytes, source: str, options: ExtractOptions) -> Extracted
     with _open_archive(data) as archive:
         budget = _Budget(options.max_unzipped_bytes)
         names = archive.namelist()
+        _refuse_encrypted(archive, names, budget)
         package = _package(archive, names, budget)
         sections = _spine_sections(package, names) or _numbered_sections(names)
         if not sections:
@@ -104,6 +107,19 @@ def _parse(archive: zipfile.ZipFile, name: str, budget: _Budget) -> ET.Element:
         return ET.fromstring(xml)
     except ET.ParseError as error:
         raise BrokenDocument(f"broken HWPX: {name} is not well-formed XML ({error})") from None
+
+
+def _refuse_encrypted(archive: zipfile.ZipFile, names: list[str], budget: _Budget) -> None:
+    """A password-protected HWPX lists its encrypted parts in META-INF/manifest.xml (ODF encryption,
+    OWPML §15); their bytes are AES ciphertext, not XML."""
+    if "META-INF/manifest.xml" not in names:
+        return
+    try:
+        manifest = _parse(archive, "META-INF/manifest.xml", budget)
+    except BrokenDocument:
+        return  # a damaged manifest is not a sign of encryption; the sections will tell
+    if manifest.find(f".//{ODF_MANIFEST}encryption-data") is not None:
+        raise EncryptedDocument("encrypted HWPX: the document is protected by a password")
 
 
 def _package(archive: zipfile.ZipFile, names: list[str], budget: _Budget) -> ET.Element | None:
