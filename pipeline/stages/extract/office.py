@@ -78,9 +78,8 @@ def _offline() -> None:
     a single unstyled sentence comes out as plain text rather than narrative text (both are text
     to us). spaCy is then never imported, which also saves 1.5 s of the first file's import.
     """
-    if not os.environ.get("DO_NOT_TRACK", "").strip():
-        os.environ["DO_NOT_TRACK"] = "1"
-    os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
+    os.environ["DO_NOT_TRACK"] = "1"  # written, never read: this stage takes no settings from the environment
+    os.environ["UNSTRUCTURED_DISABLE_NOTICE"] = "1"  # its advert on stdout would mix into `--json` output
     stand_in = types.ModuleType("unstructured.nlp.tokenize", "Rule-based stand-ins (pipeline.stages.extract.office)")
     stand_in.sent_tokenize = _sentences  # type: ignore[attr-defined]
     stand_in.word_tokenize = _words  # type: ignore[attr-defined]
