@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chat.answer import Answer, AnswerEvent, in_pieces, stream_answer
 from chat.history import HistoryStore, validate_session_id, within_budget
@@ -15,6 +15,7 @@ from chat.retrieve import Retriever
 from chat.rewrite import standalone_query
 from chat.summaries import conversation_summary, document_summary, summary_request
 from pipeline.errors import PipelineError
+from pipeline.models import SearchHit
 from pipeline.names import validate_user_id
 from pipeline.ports import LLM, Registry
 
@@ -41,9 +42,10 @@ class ChatTurn:
 
     answer: Answer
     query: str
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {**self.answer.to_dict(with_text=True), "query": self.query}
+        return {**self.answer.to_dict(with_text=True), "query": self.query, "warnings": self.warnings}
 
 
 class ChatService:
@@ -67,6 +69,7 @@ class ChatService:
         earlier = self.history.turns(user_id, session_id, self.options.history_turns)
 
         query = message
+        warnings: list[str] = []
         kind = summary_request(message)
         if kind == "conversation":
             events = _spoken(conversation_summary(earlier, self.llm))
@@ -76,8 +79,7 @@ class ChatService:
             recent = within_budget(earlier, self.options.history_tokens)
             query = standalone_query(message, recent, self.llm)
             hits = self.retriever.search(user_id, query, self.options.k)
-            # Without an LLM the sentences are chosen by the words of the standalone query.
-            events = stream_answer(query if self.llm is None else message, hits, self.llm, recent)
+            events = self._answer(message, query, hits, recent, warnings)
 
         for event in events:
             if event.kind == "token":
@@ -87,7 +89,27 @@ class ChatService:
             citations = [c.to_dict(with_text=True) for c in event.answer.citations]
             self.history.append(user_id, session_id, "user", message)
             self.history.append(user_id, session_id, "assistant", event.answer.text, citations)
-            yield ChatTurn(event.answer, query)
+            yield ChatTurn(event.answer, query, warnings)
+
+    def _answer(self, message: str, query: str, hits: list[SearchHit], recent: list[dict],
+                warnings: list[str]) -> Iterator[AnswerEvent]:
+        """The LLM's answer; the extractive one when there is no LLM, or when it fails before writing
+        anything (an unreachable endpoint should cost the user the prose, not the answer)."""
+        if self.llm is not None:
+            started = False
+            try:
+                for event in stream_answer(message, hits, self.llm, recent):
+                    started = True
+                    yield event
+                return
+            except Exception as error:
+                if started:
+                    raise
+                reason = str(error) if isinstance(error, PipelineError) else f"{type(error).__name__}: {error}"
+                log.warning("LLM answer failed (%s); answering extractively", reason)
+                warnings.append(f"the LLM failed ({reason}); this answer is extractive")
+        # Without an LLM the sentences are chosen by the words of the standalone query.
+        yield from stream_answer(query, hits, None, recent)
 
 
 def _spoken(text: str) -> Iterator[AnswerEvent]:

@@ -113,6 +113,19 @@ def test_with_an_llm_the_model_rewrites_the_follow_up(indexed):
     assert second.answer.citations[0].source == FINTECH
 
 
+class UnreachableLLM(ScriptedLLM):
+    def stream(self, system: str, prompt: str) -> Iterator[str]:
+        raise TransientError("LLM at http://127.0.0.1:9/v1/chat/completions unreachable: connection refused")
+        yield ""
+
+
+def test_an_unreachable_llm_costs_the_prose_not_the_answer(indexed):
+    _, reply = turn(service(indexed, UnreachableLLM(rewrite="핀테크 혁신펀드 2호 펀드 규모")), "kim", "down",
+                    "핀테크 혁신펀드 2호 펀드는 얼마 규모로 조성되나요?")
+    assert "5,000억원" in reply.answer.text and reply.answer.citations[0].source == FINTECH
+    assert reply.warnings and "unreachable" in reply.warnings[0] and "extractive" in reply.warnings[0]
+
+
 # ---------------------------------------------------------------------- history
 
 

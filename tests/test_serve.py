@@ -4,11 +4,15 @@ loopback port, and isolation — user b never sees user a's documents, runs or h
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,7 +22,7 @@ from fastapi.testclient import TestClient
 from chat.answer import NOT_FOUND
 from chat.server import COOKIE, create_app
 from pipeline.config import Settings
-from tests.conftest import FINTECH, FIXTURES, SAMPLES
+from tests.conftest import BANK, FINTECH, FIXTURES, SAMPLES
 
 WAIT_SECONDS = 600  # an upper bound for a run on a busy 2-core machine, not a speed assertion
 
@@ -41,6 +45,10 @@ def wait_for_run(client, run_id: str) -> dict:
             return run
         time.sleep(0.5)
     raise AssertionError(f"run {run_id} did not finish")
+
+
+def fintech_document(client) -> dict:
+    return next(d for d in client.get("/api/documents").json()["documents"] if d["source"] == FINTECH)
 
 
 def login(client, user: str) -> None:
@@ -162,7 +170,7 @@ def test_history_is_listed_restored_and_cleared(alice, fintech_run):
 
 
 def test_summaries_on_demand(alice, fintech_run):
-    summary = alice.get("/api/documents").json()["documents"][0]["summary"]
+    summary = fintech_document(alice)["summary"]
     reply = chat(alice, "s3", "이 문서 요약해줘")[-1][1]
     assert reply["answer"] == f"「{FINTECH}」 요약: {summary}"
 
@@ -178,7 +186,7 @@ def test_user_b_never_sees_user_a(alice, bob, fintech_run):
     assert bob.get("/api/sessions").json()["sessions"] == []
     answer = chat(bob, "bob-own", "핀테크 혁신펀드 2호 펀드는 얼마 규모로 조성되나요?")[-1][1]
     assert answer["answer"] == "문서에서 질문에 대한 답을 찾지 못했습니다." == NOT_FOUND and answer["citations"] == []
-    document_id = alice.get("/api/documents").json()["documents"][0]["document_id"]
+    document_id = fintech_document(alice)["document_id"]
     assert bob.delete(f"/api/documents/{document_id}").status_code == 404
     assert bob.delete("/api/history", params={"session": "shared-name"}).json()["deleted"] == 0
     assert len(alice.get("/api/history", params={"session": "shared-name"}).json()["messages"]) == 2
@@ -233,9 +241,27 @@ def test_the_first_token_arrives_before_the_answer_is_written(home, embedder, fi
         thread.join(10)
 
 
+def test_the_cli_and_the_server_ingest_into_one_home_at_once(home, alice, fintech_run, tmp_path):
+    notice = tmp_path / "notice"
+    notice.mkdir()
+    (notice / "출입 안내.txt").write_text("모든 방문객은 안내 데스크에서 출입증을 받아야 합니다.\n", encoding="utf-8")
+    hanrag = Path(sys.executable).parent / "hanrag"
+    cli = subprocess.Popen([str(hanrag), "ingest", str(notice), "--user", "alice", "--json"],
+                           env={**os.environ, "HANRAG_HOME": str(home)}, stdout=subprocess.PIPE, text=True)
+    with (SAMPLES / BANK).open("rb") as pdf:
+        run_id = alice.post("/api/documents", files=[("files", (BANK, pdf))]).json()["runs"][0]["run_id"]
+    assert wait_for_run(alice, run_id)["status"] == "succeeded"
+    out, _ = cli.communicate(timeout=WAIT_SECONDS)
+    assert cli.returncode == 0 and json.loads(out)["status"] == "succeeded"
+    sources = {d["source"] for d in alice.get("/api/documents").json()["documents"]}
+    assert {FINTECH, BANK, "출입 안내.txt"} <= sources
+    assert "출입 안내.txt" in {r["source"] for r in alice.get("/api/runs").json()["runs"]}
+
+
 def test_deleting_a_document_removes_it_from_answers(alice, fintech_run):
-    document_id = alice.get("/api/documents").json()["documents"][0]["document_id"]
+    document_id = fintech_document(alice)["document_id"]
     deleted = alice.delete(f"/api/documents/{document_id}").json()
     assert deleted["deleted"] and deleted["chunks"] > 0 and deleted["source"] == FINTECH
-    assert alice.get("/api/documents").json()["documents"] == []
-    assert chat(alice, "after", "2호 펀드는 얼마 규모로 조성되나요?")[-1][1]["citations"] == []
+    assert FINTECH not in {d["source"] for d in alice.get("/api/documents").json()["documents"]}
+    citations = chat(alice, "after", "2호 펀드는 얼마 규모로 조성되나요?")[-1][1]["citations"]
+    assert FINTECH not in {c["source"] for c in citations}

@@ -275,6 +275,7 @@ async function ask(message) {
           node.scrollIntoView({ block: "end" });
         } else if (event === "final") {
           renderAnswer(node, data.answer, data.citations);
+          for (const warning of data.warnings || []) node.append(el("div", { className: "hint", textContent: warning }));
         } else if (event === "error") {
           node.append(el("div", { className: "error", textContent: `답을 만들지 못했습니다: ${data.reason}` }));
         }
