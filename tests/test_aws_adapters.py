@@ -1,0 +1,322 @@
+"""AWS adapters as data: OpenSearch mappings and queries, SageMaker/Bedrock bodies, SNS messages,
+error translation, and the DynamoDB tables under moto. No OpenSearch server runs in these tests: its
+request bodies are checked here and its behaviour (ranking, isolation, versions) is tested through the
+SQLite index behind the same `SearchIndex` port."""
+
+from __future__ import annotations
+
+import json
+import os
+from unittest import mock
+
+import numpy as np
+import pytest
+from botocore.exceptions import ClientError
+
+from pipeline.adapters.aws import opensearch as osx
+from pipeline.adapters.aws.embedders import BedrockEmbedder, SageMakerEmbedder, cohere_request, titan_request
+from pipeline.adapters.aws.errors import aws_call
+from pipeline.adapters.aws.llm import BedrockLLM, SageMakerLLM, converse_request, tgi_stream_text
+from pipeline.adapters.aws.sns import message_body, message_subject
+from pipeline.errors import InvalidName, TransientError
+from pipeline.models import Chunk, DocumentRef, RunRecord, StageTiming
+from pipeline.stages.index import SearchOptions
+
+REF = DocumentRef("kim", "보도자료.pdf", "a" * 64)
+
+
+def chunk(i: int, version: str = "a" * 64) -> Chunk:
+    return Chunk(chunk_id=f"doc-{i}", document_id=REF.document_id, version=version, source=REF.source,
+                 title="지방은행 전환", page_start=i + 1, page_end=i + 1, heading="인가 절차", kind="text",
+                 text=f"시중은행 전환 인가 절차 {i}", tokens=10)
+
+
+# ---------------------------------------------------------------------------- OpenSearch bodies
+
+def test_user_index_is_named_after_the_validated_user():
+    assert osx.index_name("kim") == "hanrag-kim"
+    for bad in ("../x", "Kim", "a b", "_all", "*"):
+        with pytest.raises(InvalidName):
+            osx.index_name(bad)
+
+
+def test_index_body_uses_nori_mixed_decompounding_and_an_hnsw_knn_vector():
+    body = osx.index_body(384)
+    analysis = body["settings"]["analysis"]
+    assert analysis["tokenizer"]["korean"] == {"type": "nori_tokenizer", "decompound_mode": "mixed",
+                                               "discard_punctuation": True}
+    assert analysis["analyzer"]["korean"]["tokenizer"] == "korean"
+    assert body["settings"]["index"]["knn"] is True
+    fields = body["mappings"]["properties"]
+    assert fields["text"] == {"type": "text", "analyzer": "korean"}
+    assert fields["vector"]["type"] == "knn_vector" and fields["vector"]["dimension"] == 384
+    assert fields["vector"]["method"]["name"] == "hnsw" and fields["vector"]["method"]["space_type"] == "cosinesimil"
+    assert fields["user_id"] == {"type": "keyword"} and body["mappings"]["dynamic"] == "strict"
+
+
+def test_search_pipeline_normalizes_min_max_with_the_configured_weights():
+    processor = osx.search_pipeline_body(SearchOptions(dense_weight=0.7))["phase_results_processors"][0]
+    normalization = processor["normalization-processor"]
+    assert normalization["normalization"] == {"technique": "min_max"}
+    assert normalization["combination"] == {"technique": "arithmetic_mean", "parameters": {"weights": [0.3, 0.7]}}
+
+
+def test_hybrid_query_filters_both_halves_to_the_user():
+    body = osx.hybrid_query_body("kim", "시중은행 전환 절차", np.ones(4, dtype=np.float32) / 2, k=5)
+    keyword, vector = body["query"]["hybrid"]["queries"]
+    assert keyword["bool"]["filter"] == [{"term": {"user_id": "kim"}}]
+    assert keyword["bool"]["must"][0]["multi_match"]["query"] == "시중은행 전환 절차"
+    assert vector["knn"]["vector"]["filter"] == {"term": {"user_id": "kim"}}
+    assert vector["knn"]["vector"]["vector"] == [0.5] * 4 and body["size"] == 5
+    assert "vector" not in body["_source"]
+
+
+def test_bulk_body_writes_version_qualified_ids_into_the_users_index():
+    lines = osx.bulk_body("kim", [chunk(0), chunk(1)], np.zeros((2, 4), dtype=np.float32), now_ms=1)
+    assert len(lines) == 4
+    assert lines[0] == {"index": {"_index": "hanrag-kim", "_id": f"{'a' * 16}-doc-0"}}
+    assert lines[1]["user_id"] == "kim" and lines[1]["version"] == "a" * 64 and lines[1]["page_start"] == 1
+
+
+def test_old_versions_are_deleted_by_document_and_not_the_new_version():
+    body = osx.delete_older_versions_body("kim", REF.document_id, "b" * 64)
+    assert {"term": {"document_id": REF.document_id}} in body["query"]["bool"]["filter"]
+    assert {"term": {"user_id": "kim"}} in body["query"]["bool"]["filter"]
+    assert body["query"]["bool"]["must_not"] == [{"term": {"version": "b" * 64}}]
+
+
+def _hit(chunk_id: str, version: str, created: int, score: float) -> dict:
+    return {"_score": score, "_source": {
+        "chunk_id": chunk_id, "document_id": REF.document_id, "version": version, "source": REF.source,
+        "title": "t", "page_start": 2, "page_end": 2, "heading": "", "kind": "text", "text": "본문",
+        "created_at": created}}
+
+
+def test_a_reader_between_write_and_delete_sees_only_the_newest_version():
+    response = {"hits": {"hits": [_hit("old-1", "old", 1, 0.9), _hit("new-1", "new", 2, 0.8),
+                                  _hit("old-2", "old", 1, 0.7)]}}
+    hits = osx.newest_version_only(osx.hits_from_response(response))
+    assert [h.chunk_id for h in hits] == ["new-1"] and hits[0].page == 2
+
+
+class FakeOpenSearch:
+    """Records requests; answers like a domain that has no index yet."""
+
+    def __init__(self, bulk_answer: dict | None = None) -> None:
+        self.requests: list[tuple] = []
+        self.created: dict[str, dict] = {}
+        self.bulk_answer = bulk_answer or {"errors": False, "items": []}
+        self.indices = mock.Mock()
+        self.indices.exists.side_effect = lambda index: index in self.created
+        self.indices.create.side_effect = lambda index, body: self.created.setdefault(index, body)
+        self.transport = mock.Mock()
+        self.transport.perform_request.side_effect = self._perform
+
+    def _perform(self, method, url, params=None, body=None):
+        self.requests.append((method, url, params, body))
+        return {"deleted": 3, "hits": {"hits": []}}
+
+    def bulk(self, body, params):
+        self.requests.append(("POST", "/_bulk", params, body))
+        return self.bulk_answer
+
+
+def test_replace_document_creates_the_index_writes_then_deletes_older_versions():
+    client = FakeOpenSearch()
+    index = osx.OpenSearchIndex(client, dim=4)
+    index.replace_document(REF, [chunk(0), chunk(1)], np.zeros((2, 4), dtype=np.float32))
+    assert client.created["hanrag-kim"]["mappings"]["properties"]["vector"]["dimension"] == 4
+    (first, _, bulk_params, _), (method, url, params, body) = client.requests
+    assert first == "POST" and bulk_params == {"refresh": "wait_for"}  # visible before anything is deleted
+    assert (method, url) == ("POST", "/hanrag-kim/_delete_by_query")
+    assert body["query"]["bool"]["must_not"] == [{"term": {"version": REF.version}}]
+    assert index.delete_document("kim", REF.document_id) == 3
+
+
+def test_a_throttled_bulk_write_is_transient_and_a_mapping_error_is_not():
+    throttled = {"errors": True, "items": [{"index": {"status": 429, "error": {"type": "es_rejected_execution"}}}]}
+    with pytest.raises(TransientError, match="rejected 1 chunk"):
+        osx.OpenSearchIndex(FakeOpenSearch(throttled), dim=4).replace_document(
+            REF, [chunk(0)], np.zeros((1, 4), dtype=np.float32))
+    broken = {"errors": True, "items": [{"index": {"status": 400, "error": {"type": "mapper_parsing_exception"}}}]}
+    with pytest.raises(Exception, match="mapper_parsing_exception") as raised:
+        osx.OpenSearchIndex(FakeOpenSearch(broken), dim=4).replace_document(
+            REF, [chunk(0)], np.zeros((1, 4), dtype=np.float32))
+    assert not isinstance(raised.value, TransientError)
+
+
+def test_search_of_a_user_without_documents_is_empty_and_puts_the_pipeline_once():
+    client = FakeOpenSearch()
+    index = osx.OpenSearchIndex(client, dim=4)
+    assert index.hybrid_search("lee", "질문", np.zeros(4), 5) == []
+    index.hybrid_search("lee", "질문", np.zeros(4), 5)
+    puts = [r for r in client.requests if r[0] == "PUT"]
+    assert len(puts) == 1 and puts[0][1] == f"/_search/pipeline/{osx.PIPELINE_NAME}"
+
+
+# ---------------------------------------------------------------------------- embedders and LLMs
+
+class Body:
+    def __init__(self, payload) -> None:
+        self._data = json.dumps(payload).encode()
+
+    def read(self) -> bytes:
+        return self._data
+
+
+def test_sagemaker_embedder_sends_e5_prefixes_in_batches_and_normalizes():
+    sent: list[dict] = []
+
+    def invoke_endpoint(**request):
+        body = json.loads(request["Body"])
+        sent.append(body)
+        return {"Body": Body([[3.0, 4.0]] * len(body["inputs"]))}
+
+    client = mock.Mock(invoke_endpoint=mock.Mock(side_effect=invoke_endpoint))
+    embedder = SageMakerEmbedder(client, "e5-endpoint", dim=2, batch_size=2)
+    vectors = embedder.embed_passages(["가", "나", "다"])
+    assert [b["inputs"] for b in sent] == [["passage: 가", "passage: 나"], ["passage: 다"]]
+    assert np.allclose(vectors, [[0.6, 0.8]] * 3)
+    embedder.embed_query("질문")
+    assert sent[-1]["inputs"] == ["query: 질문"]
+
+
+def test_an_endpoint_answering_the_wrong_shape_is_a_transient_error():
+    client = mock.Mock(invoke_endpoint=mock.Mock(return_value={"Body": Body([[1.0, 2.0, 3.0]])}))
+    with pytest.raises(TransientError, match="expected"):
+        SageMakerEmbedder(client, "e5", dim=2).embed_passages(["가"])
+
+
+def test_bedrock_embedding_bodies():
+    assert titan_request("문장", 1024) == {"inputText": "문장", "dimensions": 1024, "normalize": True}
+    assert cohere_request(["문장"], "search_query") == {"texts": ["문장"], "input_type": "search_query",
+                                                          "truncate": "END"}
+    client = mock.Mock(invoke_model=mock.Mock(return_value={"body": Body({"embeddings": [[1.0, 0.0]]})}))
+    BedrockEmbedder(client, "cohere.embed-multilingual-v3", dim=2).embed_query("질문")
+    assert json.loads(client.invoke_model.call_args.kwargs["body"])["input_type"] == "search_query"
+    with pytest.raises(ValueError, match="unsupported"):
+        BedrockEmbedder(client, "amazon.titan-embed-text-v1")
+
+
+def test_bedrock_llm_converse_and_stream():
+    request = converse_request("m", "시스템", "질문", 100, 0.2)
+    assert request["system"] == [{"text": "시스템"}]
+    assert request["messages"] == [{"role": "user", "content": [{"text": "질문"}]}]
+    client = mock.Mock()
+    client.converse.return_value = {"output": {"message": {"content": [{"text": "답변입니다."}]}}}
+    client.converse_stream.return_value = {"stream": [
+        {"messageStart": {"role": "assistant"}}, {"contentBlockDelta": {"delta": {"text": "답"}}},
+        {"contentBlockDelta": {"delta": {"text": "변"}}}, {"messageStop": {}}]}
+    llm = BedrockLLM(client)
+    assert llm.complete("s", "p") == "답변입니다."
+    assert "".join(llm.stream("s", "p")) == "답변"
+    assert client.converse.call_args.kwargs["modelId"].startswith("global.anthropic.claude")
+    client.converse_stream.return_value = {"stream": [{"throttlingException": {"message": "slow down"}}]}
+    with pytest.raises(TransientError, match="slow down"):
+        list(llm.stream("s", "p"))
+
+
+def test_sagemaker_llm_reads_jumpstart_answers_and_tgi_streams_split_anywhere():
+    client = mock.Mock(invoke_endpoint=mock.Mock(return_value={"Body": Body([{"generated_text": "요약"}])}))
+    assert SageMakerLLM(client, "llm").complete("s", "p") == "요약"
+    assert json.loads(client.invoke_endpoint.call_args.kwargs["Body"])["parameters"]["max_new_tokens"] == 1024
+    events = 'data:{"token":{"text":"안녕"}}\n\ndata:{"token":{"text":"하세요","special":false}}\n\n'.encode()
+    parts = [events[:7], events[7:30], events[30:]]
+    assert "".join(tgi_stream_text(parts)) == "안녕하세요"
+
+
+def test_throttling_becomes_transient_and_access_denied_does_not():
+    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
+                             "ResponseMetadata": {"HTTPStatusCode": 400}}, "InvokeEndpoint")
+    with pytest.raises(TransientError, match="worth retrying"), aws_call("SageMaker endpoint e5"):
+        raise throttled
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"},
+                          "ResponseMetadata": {"HTTPStatusCode": 403}}, "InvokeEndpoint")
+    with pytest.raises(ClientError), aws_call("SageMaker endpoint e5"):
+        raise denied
+
+
+# ---------------------------------------------------------------------------- SNS
+
+def test_sns_message_says_what_happened_and_why():
+    record = RunRecord("r1", "kim", "보고서/" + "긴 이름" * 40 + ".pdf", "d", "v", "failed", 0.0,
+                       stages=[StageTiming("extract", 1.25)], reason="encrypted PDF: a password is required",
+                       failed_stage="extract")
+    subject = message_subject(record)
+    assert subject.startswith("hanrag FAILED: 보고서/") and len(subject) < 100 and "\n" not in subject
+    body = message_body(record)
+    assert "reason: encrypted PDF: a password is required (stage extract)" in body
+    assert "extract 1.25" in body
+    assert json.loads(body.splitlines()[-1])["run_id"] == "r1"
+
+
+# ---------------------------------------------------------------------------- DynamoDB (moto)
+
+@pytest.fixture
+def tables():
+    import boto3
+    from moto import mock_aws
+
+    env = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": "us-east-1"}
+    with mock.patch.dict(os.environ, env), mock_aws():
+        resource = boto3.resource("dynamodb", region_name="us-east-1")
+        made = {}
+        for name, sort_key in (("documents", "source"), ("runs", "run_key"), ("history", "turn_key")):
+            made[name] = resource.create_table(
+                TableName=name, BillingMode="PAY_PER_REQUEST",
+                KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"},
+                           {"AttributeName": sort_key, "KeyType": "RANGE"}],
+                AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"},
+                                      {"AttributeName": sort_key, "AttributeType": "S"}])
+        yield made
+
+
+def test_registry_versions_deletion_and_runs(tables):
+    from pipeline.adapters.aws.dynamodb import DynamoRegistry
+
+    registry = DynamoRegistry(tables["documents"], tables["runs"])
+    assert registry.current_version("kim", REF.source) is None
+    registry.save_document(REF, pages=7, chunks=15, summary="요약", title="제목")
+    assert registry.current_version("kim", REF.source) == REF.version
+    assert registry.current_version("lee", REF.source) is None
+    assert [d["source"] for d in registry.documents("kim")] == [REF.source]
+    for i, status in enumerate(("succeeded", "failed")):
+        registry.save_run(RunRecord(f"r{i}", "kim", REF.source, REF.document_id, REF.version, status, 100.0 + i))
+    assert [r.run_id for r in registry.recent_runs(5, "kim")] == ["r1", "r0"]
+    assert registry.recent_runs(5, "lee") == []
+    assert registry.mark_deleted("kim", REF.source) == REF.document_id
+    assert registry.mark_deleted("kim", REF.source) is None
+    assert registry.current_version("kim", REF.source) is None
+
+
+def test_chat_history_is_per_user_and_session(tables):
+    from pipeline.adapters.aws.dynamodb import ChatHistoryTable
+
+    history = ChatHistoryTable(tables["history"])
+    history.append("kim", "s1", "user", "질문", now=1.0)
+    history.append("kim", "s1", "assistant", "답변 [1]", [{"source": "a.pdf", "page": 2}], now=2.0)
+    history.append("kim", "s2", "user", "다른 세션", now=3.0)
+    assert [t["text"] for t in history.turns("kim", "s1")] == ["질문", "답변 [1]"]
+    assert history.turns("kim", "s1")[1]["citations"] == [{"source": "a.pdf", "page": 2}]
+    assert history.turns("lee", "s1") == []
+    assert history.sessions("kim") == ["s2", "s1"]
+    assert history.delete_session("kim", "s1") == 2 and history.turns("kim", "s1") == []
+
+
+def test_s3_blob_store_round_trip_and_prefix_delete():
+    import boto3
+    from moto import mock_aws
+
+    from pipeline.adapters.aws.s3 import S3BlobStore
+
+    env = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": "us-east-1"}
+    with mock.patch.dict(os.environ, env), mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="hanrag-test")
+        store = S3BlobStore(s3, "hanrag-test")
+        assert store.put("kim/doc/v1/chunks.json", b"[]") == "s3://hanrag-test/artifacts/kim/doc/v1/chunks.json"
+        assert store.get("kim/doc/v1/chunks.json") == b"[]"
+        store.delete_prefix("kim/doc/")
+        assert "Contents" not in s3.list_objects_v2(Bucket="hanrag-test", Prefix="artifacts/")
+        with pytest.raises(InvalidName):
+            store.get("../secrets")
