@@ -304,6 +304,7 @@ class HanragStack(cdk.Stack):
             "HANRAG_BEDROCK_EMBED_MODEL": self.bedrock_embed_model.value_as_string,
             "HANRAG_INDEX": "opensearch",
             "HANRAG_OPENSEARCH_ENDPOINT": self.domain.domain_endpoint,
+            "HANRAG_INDEX_REPLICAS": "0",  # one data node: a replica could never be placed
             "HANRAG_LLM": self.llm_kind.value_as_string,
             "HANRAG_LLM_MODEL": self.llm_model.value_as_string,
             "POWERTOOLS_METRICS_NAMESPACE": "hanrag",

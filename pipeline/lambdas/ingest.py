@@ -23,7 +23,7 @@ from urllib.parse import unquote_plus
 
 import numpy as np
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -193,8 +193,11 @@ def index_stage(state: dict) -> dict:
         raise errors.PipelineError(f"embedding covered {sum(p['end'] - p['start'] for p in parts)} of "
                                    f"{len(chunks)} chunks")
     vectors = np.vstack([np.load(io.BytesIO(components().blobs.get(p["key"])), allow_pickle=False) for p in parts])
-    state["run"]["stages"].append({"stage": "embed", "seconds": round(sum(p["seconds"] for p in parts), 3),
-                                   "attempts": 1})
+    embed_seconds = round(sum(p["seconds"] for p in parts), 3)  # the Map's batches, added up
+    state["run"]["stages"].append({"stage": "embed", "seconds": embed_seconds, "attempts": 1})
+    with single_metric(name="StageSeconds", unit=MetricUnit.Seconds, value=embed_seconds, namespace="hanrag",
+                       default_dimensions={"service": "ingest"}) as metric:
+        metric.add_dimension(name="stage", value="embed")
     index_document(components().index, _ref(state), chunks, vectors)
     metrics.add_metric(name="ChunksIndexed", unit=MetricUnit.Count, value=len(chunks))
     _timing(state, "index", started)

@@ -13,7 +13,7 @@ before the first call, and `reset()` between tests.
 | HANRAG_EMBED_ENDPOINT, HANRAG_EMBED_DIM | SageMaker endpoint name, vector size | `384` |
 | HANRAG_BEDROCK_EMBED_MODEL | `amazon.titan-embed-text-v2:0` or `cohere.embed-multilingual-v3` | Titan v2 |
 | HANRAG_INDEX | `opensearch` or `sqlite` (a file under HANRAG_HOME: tests) | `opensearch` |
-| HANRAG_OPENSEARCH_ENDPOINT | the domain endpoint | |
+| HANRAG_OPENSEARCH_ENDPOINT, HANRAG_INDEX_REPLICAS | the domain endpoint; replicas per user index | `1` |
 | HANRAG_LLM | `bedrock`, `sagemaker` or `none` (extractive summary and answers) | `none` |
 | HANRAG_LLM_MODEL, HANRAG_LLM_ENDPOINT | Bedrock model id, SageMaker endpoint name | Claude Haiku 4.5 |
 """
@@ -49,6 +49,7 @@ class AwsSettings:
     bedrock_embed_model: str = "amazon.titan-embed-text-v2:0"
     index: str = "opensearch"
     opensearch_endpoint: str = ""
+    index_replicas: int = 1
     llm: str = "none"
     llm_model: str = ""
     llm_endpoint: str = ""
@@ -82,6 +83,7 @@ class AwsSettings:
             bedrock_embed_model=env.get("HANRAG_BEDROCK_EMBED_MODEL") or "amazon.titan-embed-text-v2:0",
             index=choice("HANRAG_INDEX", INDEXES, "opensearch"),
             opensearch_endpoint=env.get("HANRAG_OPENSEARCH_ENDPOINT", ""),
+            index_replicas=int(env.get("HANRAG_INDEX_REPLICAS") or 1),
             llm=choice("HANRAG_LLM", LLMS, "none"),
             llm_model=env.get("HANRAG_LLM_MODEL", ""),
             llm_endpoint=env.get("HANRAG_LLM_ENDPOINT", ""),
@@ -177,7 +179,8 @@ class Components:
 
         if not s.opensearch_endpoint:
             raise ValueError("HANRAG_OPENSEARCH_ENDPOINT is not set: where is the search domain?")
-        return OpenSearchIndex(opensearch_client(s.opensearch_endpoint, s.region), s.embed_dim, s.pipeline.search)
+        client = opensearch_client(s.opensearch_endpoint, s.region)
+        return OpenSearchIndex(client, s.embed_dim, s.pipeline.search, replicas=s.index_replicas)
 
     @property
     def llm(self) -> LLM | None:
