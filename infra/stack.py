@@ -514,7 +514,7 @@ class HanragStack(cdk.Stack):
         _ack(self.users, "COG3", "Threat protection needs the Plus feature plan (per-user cost); sign-up is "
                                  "closed and only administrators create users.")
         self.client = self.users.add_client(
-            "Web", auth_flows=cognito.AuthFlow(user_srp=True), generate_secret=False,
+            "Web", auth_flows=cognito.AuthFlow(user_srp=True, user_password=True), generate_secret=False,
             id_token_validity=cdk.Duration.hours(1), access_token_validity=cdk.Duration.hours(1))
         issuer = f"https://cognito-idp.{self.region}.amazonaws.com/{self.users.user_pool_id}"
 
