@@ -6,6 +6,7 @@ Nothing below `pipeline/stages` reads the environment; the CLI and the Lambda ha
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,7 +43,16 @@ class Settings:
     max_file_bytes: int = 200 * 1024 * 1024
     max_seconds_per_file: float = 1800.0
     webhook_url: str | None = None
+    # PDF passwords by "user/source" (one file), "user" (all of a user's files) or "*" (everyone)
+    pdf_passwords: dict[str, str] = field(default_factory=dict)
     llm: LLMSettings = field(default_factory=LLMSettings)
+
+    def pdf_password_for(self, user_id: str, source: str) -> str | None:
+        """The most specific password configured for this user's file, else HANRAG_PDF_PASSWORD."""
+        for key in (f"{user_id}/{source}", user_id, "*"):
+            if key in self.pdf_passwords:
+                return self.pdf_passwords[key]
+        return self.extract.pdf_password
 
     @property
     def database_path(self) -> Path:
@@ -84,6 +94,7 @@ class Settings:
             max_file_bytes=int(number("HANRAG_MAX_FILE_MB", 200) * 1024 * 1024),
             max_seconds_per_file=number("HANRAG_MAX_SECONDS", 1800),
             webhook_url=env.get("HANRAG_WEBHOOK_URL") or None,
+            pdf_passwords=_passwords(env.get("HANRAG_PDF_PASSWORDS")),
             llm=_llm_settings(env, number),
         )
 
@@ -100,3 +111,16 @@ def _llm_settings(env: Mapping[str, str], number: Callable[[str, float], float])
         endpoint=env.get("HANRAG_LLM_ENDPOINT") or None,
         timeout=number("HANRAG_LLM_TIMEOUT", 120),
     )
+
+
+def _passwords(path: str | None) -> dict[str, str]:
+    """HANRAG_PDF_PASSWORDS names a JSON file: {"user/file.pdf": "…", "user": "…", "*": "…"}."""
+    if not path:
+        return {}
+    try:
+        loaded = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"HANRAG_PDF_PASSWORDS: cannot read {path}: {error}") from None
+    if not isinstance(loaded, dict) or not all(isinstance(v, str) for v in loaded.values()):
+        raise ValueError(f'HANRAG_PDF_PASSWORDS: {path} must hold a JSON object of strings, like {{"user": "secret"}}')
+    return loaded

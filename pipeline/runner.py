@@ -16,7 +16,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -204,7 +204,9 @@ class LocalRunner:
         settings = self.settings
 
         def run_extract(work: _Work, record: RunRecord) -> None:
-            work.document = extract(work.data, work.ref.source, settings.extract)
+            password = settings.pdf_password_for(work.ref.user_id, work.ref.source)
+            options = replace(settings.extract, pdf_password=password)
+            work.document = extract(work.data, work.ref.source, options)
             record.pages = work.document.pages
             record.warnings.extend(work.document.warnings)
             self._save_artifact(work.ref, "extracted.json", work.document.to_dict())

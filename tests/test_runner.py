@@ -149,3 +149,26 @@ def test_the_webhook_receives_the_run_record_as_json(tmp_path, embedder):
     assert body["chunks"] == record.chunks > 0
     assert set(body["durations"]) >= {"extract", "chunk", "embed", "index", "summarize"}
     assert body["summary"]
+
+
+def test_pdf_passwords_per_file_per_user_and_for_everyone(tmp_path, embedder):
+    from conftest import FIXTURES
+
+    from pipeline.config import Settings
+    from pipeline.runner import LocalRunner
+
+    hard = FIXTURES / "hard"
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({"u/r4-aes-user-password.pdf": "asdfzxcv", "u": "openpassword", "*": "nope"}))
+    settings = Settings.from_env({"HANRAG_HOME": str(tmp_path / "home"), "HANRAG_PDF_PASSWORDS": str(passwords)})
+    runner = LocalRunner.from_settings(settings, embedder=embedder)
+
+    def outcome(user: str, name: str) -> tuple[str, str | None]:
+        record = runner.ingest_file(user, hard / name, name)
+        return record.status, record.reason
+
+    assert outcome("u", "r4-aes-user-password.pdf") == ("succeeded", None)  # its own password
+    assert outcome("u", "libreoffice-writer-password.pdf") == ("succeeded", None)  # the user's password
+    wrong = ("failed", "encrypted PDF: the configured password is wrong")  # "*" is tried for user v
+    assert outcome("v", "libreoffice-writer-password.pdf") == wrong
+    assert Retriever(runner.embedder, runner.index).search("v", "password", 5) == []
