@@ -125,6 +125,13 @@ def test_html_blocks_and_headings():
     assert table.body[0] == ["Row 1, Cell 1", "Row 1, Cell 2"]
 
 
+
+def test_html_without_block_tags_keeps_its_visible_text():
+    # e-mail bodies and old pages often put text straight into <body>, separated by <br>
+    doc = extract("<html><body>지방은행의 시중은행 전환 절차<br>인가 방식은 신규 인가<script>x()</script></body>"
+                  "</html>".encode(), "old.html")
+    assert doc.text == "지방은행의 시중은행 전환 절차\n인가 방식은 신규 인가"
+
 def test_lines_wrapped_inside_a_korean_word_are_rejoined():
     """The guideline wraps at any syllable (`빠` / `르게`); a reader sees one word, and so do we."""
     doc = extract(read(SAMPLES / TUNNEL), TUNNEL)

@@ -6,6 +6,9 @@ from pathlib import PurePath
 
 from pipeline.korean import normalize
 from pipeline.models import Element, ExtractedDocument, Table
+from pipeline.stages.extract.text import blocks
+
+BLOCK_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "blockquote", "table", "dt", "dd")
 
 
 def extract_html(html: str, source: str) -> ExtractedDocument:
@@ -21,8 +24,7 @@ def extract_html(html: str, source: str) -> ExtractedDocument:
         title_tag.decompose()
 
     elements: list[Element] = []
-    blocks = ("h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "blockquote", "table", "dt", "dd")
-    for node in soup.find_all(blocks):
+    for node in soup.find_all(BLOCK_TAGS):
         if node.find_parent("table") is not None:
             continue  # cells belong to their table
         if node.name != "table" and node.find_parent(["p", "li", "blockquote"]) is not None:
@@ -41,5 +43,5 @@ def extract_html(html: str, source: str) -> ExtractedDocument:
         if text:
             elements.append(Element("text", 1, text, heading=node.name.startswith("h")))
     if not elements:  # markup without block tags: fall back to the visible text
-        elements = blocks(soup.get_text("\n"), page=1)
+        elements = blocks(soup.get_text("\n"), 1)
     return ExtractedDocument(source=source, title=normalize(title), pages=1, elements=elements)
