@@ -461,9 +461,11 @@ class HanragStack(cdk.Stack):
             detail={"bucket": {"name": [self.bucket.bucket_name]}, "object": {"key": [{"prefix": UPLOAD_PREFIX}]}}))
         created.add_target(targets.SfnStateMachine(self.machine, dead_letter_queue=self.dead_letters,
                                                    retry_attempts=4, max_event_age=cdk.Duration.hours(2)))
+        # a person's delete only: lifecycle expiry of old versions must not take the current one out
         deleted = events.Rule(self, "ObjectDeleted", event_pattern=events.EventPattern(
             source=["aws.s3"], detail_type=["Object Deleted"],
-            detail={"bucket": {"name": [self.bucket.bucket_name]}, "object": {"key": [{"prefix": UPLOAD_PREFIX}]}}))
+            detail={"bucket": {"name": [self.bucket.bucket_name]}, "object": {"key": [{"prefix": UPLOAD_PREFIX}]},
+                    "reason": ["DeleteObject"]}))
         deleted.add_target(targets.LambdaFunction(self.delete_function, dead_letter_queue=self.dead_letters,
                                                   retry_attempts=4, max_event_age=cdk.Duration.hours(2)))
 

@@ -86,6 +86,7 @@ def test_eventbridge_rules_start_the_state_machine_and_the_delete_path():
     assert set(rules) == {"Object Created", "Object Deleted"}
     created, deleted = rules["Object Created"], rules["Object Deleted"]
     assert created["EventPattern"]["detail"]["object"]["key"] == [{"prefix": "uploads/"}]
+    assert deleted["EventPattern"]["detail"]["reason"] == ["DeleteObject"]  # not lifecycle expiry
     machine = next(iter(resources("AWS::StepFunctions::StateMachine")))
     assert created["Targets"][0]["Arn"] == {"Ref": machine}
     assert "DeadLetterConfig" in created["Targets"][0] and "DeadLetterConfig" in deleted["Targets"][0]

@@ -213,9 +213,13 @@ def test_object_deleted_removes_the_chunks_and_marks_the_document_deleted(aws):
              "detail": {"bucket": {"name": BUCKET}, "object": {"key": f"uploads/kim/{BANK}"}}}
     context = SimpleNamespace(function_name="DeleteFunction", memory_limit_in_mb=512, aws_request_id="del-1",
                               invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:DeleteFunction")
+    question = "지방은행 시중은행 전환"
+    assert delete(event, context)["chunks_removed"] == 0  # only an old version went: the file is still there
+    assert c.index.hybrid_search("kim", question, c.embedder.embed_query(question), 5)
+
+    aws.s3.delete_object(Bucket=BUCKET, Key=f"uploads/kim/{BANK}")  # a delete marker: the file is gone
     result = delete(event, context)
     assert result["chunks_removed"] > 8 and result["was_registered"] is True
-    question = "지방은행 시중은행 전환"
     assert c.index.hybrid_search("kim", question, c.embedder.embed_query(question), 5) == []
     assert c.registry.document("kim", BANK)["status"] == "deleted"
 

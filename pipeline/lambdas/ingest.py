@@ -291,12 +291,32 @@ def record_failure_stage(state: dict) -> dict:
             "failed_stage": record.failed_stage}
 
 
+def _still_exists(bucket: str, key: str) -> bool:
+    """Whether the key has a current version (either spelling of it, see `_read_upload`)."""
+    from botocore.exceptions import ClientError
+
+    s3 = components().client("s3")
+    for name in dict.fromkeys((key, unquote_plus(key))):
+        try:
+            s3.head_object(Bucket=bucket, Key=name)
+            return True
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                raise
+    return False
+
+
 def delete_document(event: dict) -> dict:
     """`Object Deleted`: the document's chunks leave the user's index and its registry entry is marked
-    deleted. Deleting a file nobody ingested is not an error."""
+    deleted. Deleting a file nobody ingested is not an error. In a versioned bucket an old version
+    can be deleted (by a person or by the lifecycle rule) while the file stays: then nothing changes."""
     c = components()
     upload = upload_from_event(event)
     user_id, source = parse_upload_key(unquote_plus(upload["key"]))
+    if _still_exists(upload["bucket"], upload["key"]):
+        logger.info("an old version was deleted; the file is still there", extra={"source": source})
+        return {"user_id": user_id, "source": source, "chunks_removed": 0, "was_registered": False,
+                "ignored": "the file still exists (an older version was deleted)"}
     document_id = DocumentRef(user_id, source, "").document_id
     removed = c.index.delete_document(user_id, document_id)
     known = c.registry.mark_deleted(user_id, source)
