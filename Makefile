@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml requirements.lock package-lock.json
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
 	@scripts/system-packages.sh
-	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent; fi  # the pinned CDK CLI (package-lock.json)
+	@# the pinned CDK CLI (package-lock.json); without it the `npx cdk synth` test is skipped, not failed
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent || echo "npm ci failed: no CDK CLI"; fi
 	@rm -f $(VENV)/.installed-*; touch $@
 
 demo: $(STAMP)
