@@ -320,3 +320,12 @@ def test_s3_blob_store_round_trip_and_prefix_delete():
         assert "Contents" not in s3.list_objects_v2(Bucket="hanrag-test", Prefix="artifacts/")
         with pytest.raises(InvalidName):
             store.get("../secrets")
+
+
+def test_search_setup_maps_the_function_roles_to_a_role_limited_to_user_indices():
+    from pipeline.lambdas.search_setup import role_body, role_mapping_body
+
+    role = role_body()
+    assert [p["index_patterns"] for p in role["index_permissions"]] == [["hanrag-*"]]
+    assert "cluster:admin/search/pipeline/put" in role["cluster_permissions"]
+    assert role_mapping_body(["arn:b", "arn:a", "arn:b"]) == {"backend_roles": ["arn:a", "arn:b"]}

@@ -23,8 +23,8 @@ def role_body() -> dict:
                                 "cluster:admin/search/pipeline/put"],
         "index_permissions": [{
             "index_patterns": ["hanrag-*"],
-            "allowed_actions": ["crud", "create_index", "indices:admin/exists", "indices:admin/get",
-                                "indices:admin/mapping/put", "indices:monitor/stats"],
+            "allowed_actions": ["crud", "create_index", "indices:admin/get", "indices:admin/mapping/put",
+                                "indices:monitor/stats"],
         }],
     }
 
