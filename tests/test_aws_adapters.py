@@ -329,3 +329,30 @@ def test_search_setup_maps_the_function_roles_to_a_role_limited_to_user_indices(
     assert [p["index_patterns"] for p in role["index_permissions"]] == [["hanrag-*"]]
     assert "cluster:admin/search/pipeline/put" in role["cluster_permissions"]
     assert role_mapping_body(["arn:b", "arn:a", "arn:b"]) == {"backend_roles": ["arn:a", "arn:b"]}
+
+
+def test_lambda_settings_refuse_unknown_choices_with_a_reason():
+    from pipeline.lambdas.wiring import AwsSettings
+
+    settings = AwsSettings.from_env({"HANRAG_BUCKET": "b", "HANRAG_EMBEDDER": "local", "HANRAG_INDEX": "sqlite"})
+    assert (settings.embedder, settings.index, settings.llm) == ("local", "sqlite", "none")
+    with pytest.raises(ValueError, match="HANRAG_EMBEDDER must be one of sagemaker, bedrock, local"):
+        AwsSettings.from_env({"HANRAG_BUCKET": "b", "HANRAG_EMBEDDER": "openai"})
+    with pytest.raises(ValueError, match="HANRAG_BUCKET is not set"):
+        AwsSettings.from_env({})
+
+
+def test_failure_reasons_read_like_the_local_runners():
+    from pipeline.lambdas.ingest import failure_reason, parse_upload_key
+
+    def caught(kind: str, message: str) -> dict:  # what a Catch puts in $.error for a Lambda exception
+        return {"Error": kind, "Cause": json.dumps({"errorType": kind, "errorMessage": message})}
+
+    reason = "encrypted PDF: a password is required"
+    assert failure_reason(caught("EncryptedDocument", reason)) == reason
+    assert failure_reason(caught("KeyError", "'x'")) == "internal error (KeyError): 'x'"
+    assert failure_reason({"Error": "States.Timeout", "Cause": ""}).startswith("the timeout limit")
+    assert parse_upload_key("uploads/kim/보고서/2024.pdf") == ("kim", "보고서/2024.pdf")
+    for bad in ("artifacts/kim/x.pdf", "uploads/../x.pdf", "uploads/Kim/x.pdf", "uploads/kim/"):
+        with pytest.raises(InvalidName):
+            parse_upload_key(bad)
