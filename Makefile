@@ -5,7 +5,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock package-lock.json | cksum | cut -d' ' -f1)
+SUM    := $(shell cat pyproject.toml requirements.lock package-lock.json | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(SUM)
+TESTED := $(VENV)/.installed-test-$(SUM)
 export DO_NOT_TRACK := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
@@ -15,24 +17,30 @@ QUESTION ?= 도로터널 결로 대책 가이드라인은 연장 몇 km 이상�
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock package-lock.json
+# What the demo needs: the package and its pinned dependencies, and Tesseract for OCR where apt can install it.
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e .
 	@scripts/system-packages.sh
+	@touch $@
+
+# What the tests add: test tools, the AWS and CDK libraries, the pinned CDK CLI, Chromium for the browser test.
+$(TESTED): $(STAMP) package-lock.json
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
+	@scripts/system-packages.sh --with-browser
 	@# the pinned CDK CLI (package-lock.json); without it the `npx cdk synth` test is skipped, not failed
 	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent || echo "npm ci failed: no CDK CLI"; fi
-	@rm -f $(VENV)/.installed-*; touch $@
+	@touch $@
 
 demo: $(STAMP)
 	$(BIN)/hanrag ingest samples --user demo
 	$(BIN)/hanrag ask "$(QUESTION)" --user demo
 
-test: $(STAMP)
-	@scripts/system-packages.sh --with-browser
+test: $(TESTED)
 	$(BIN)/ruff check pipeline chat infra tests bench
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(TESTED)
 	$(BIN)/ruff check pipeline chat infra tests bench
 
 bench: $(STAMP)
