@@ -119,8 +119,8 @@ BATCH_KEY = "[upload.bucket, upload.key, upload.version_id, upload.etag, batch.s
 def extract_stage(state: dict) -> dict:
     started = time.perf_counter()
     upload = state["upload"]
-    user_id, source = parse_upload_key(upload["key"])
-    data = _read_upload(upload)
+    key, data = _read_upload(upload)
+    user_id, source = parse_upload_key(key)
     ref = DocumentRef(user_id, source, hashlib.sha256(data).hexdigest())
     run = {"run_id": uuid.uuid4().hex[:16], "started_at": time.time(), "pages": 0, "chunks": 0,
            "warnings": [], "stages": [], "summary": ""}
@@ -140,16 +140,44 @@ def extract_stage(state: dict) -> dict:
     return {**state, "skipped": False}
 
 
-def _read_upload(upload: dict) -> bytes:
-    """EventBridge may name a key URL-encoded (Korean names, spaces); try it as given, then decoded."""
+def key_spellings(key: str) -> list[str]:
+    """An event's key as given, then URL-decoded: S3 notifications encode keys (`보고서 1.pdf` arrives
+    as `%EB%B3%B4%EA%B3%A0%EC%84%9C+1.pdf`), and a real key may itself contain `+` or `%`, so the
+    spelling that names an actual object (or registered document) wins."""
+    return list(dict.fromkeys((key, unquote_plus(key))))
+
+
+def _missing(error: Exception) -> bool:
+    from botocore.exceptions import ClientError
+
+    return isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in (
+        "404", "NoSuchKey", "NotFound", "NoSuchVersion")
+
+
+def _read_upload(upload: dict) -> tuple[str, bytes]:
+    """(the object's real key, its bytes) for the version the event names."""
     s3 = components().client("s3")
     version = {"VersionId": upload["version_id"]} if upload.get("version_id") else {}
-    for key in dict.fromkeys((upload["key"], unquote_plus(upload["key"]))):
+    for key in key_spellings(upload["key"]):
         try:
-            return s3.get_object(Bucket=upload["bucket"], Key=key, **version)["Body"].read()
-        except s3.exceptions.NoSuchKey:
-            continue
+            return key, s3.get_object(Bucket=upload["bucket"], Key=key, **version)["Body"].read()
+        except Exception as error:
+            if not _missing(error):
+                raise
     raise errors.PipelineError(f"the uploaded object s3://{upload['bucket']}/{upload['key']} is gone")
+
+
+def _existing_key(bucket: str, key: str) -> str | None:
+    """The spelling of `key` that has a current version, or None when the file is gone."""
+    s3 = components().client("s3")
+    for name in key_spellings(key):
+        try:
+            s3.head_object(Bucket=bucket, Key=name)
+            return name
+        except Exception as error:
+            if not _missing(error):
+                raise
+    return None
 
 
 def chunk_stage(state: dict) -> dict:
@@ -270,7 +298,7 @@ def record_failure_stage(state: dict) -> dict:
     if "ref" not in state:  # failed before extract knew the document: name it from the upload
         upload = state.get("upload") or upload_from_event(state)
         try:
-            user_id, source = parse_upload_key(unquote_plus(upload["key"]))
+            user_id, source = parse_upload_key(_existing_key(upload["bucket"], upload["key"]) or upload["key"])
         except errors.InvalidName:
             user_id, source = "unknown", upload["key"]
         state = {**state, "upload": upload, "ref": {"user_id": user_id, "source": source, "version": ""},
@@ -291,29 +319,15 @@ def record_failure_stage(state: dict) -> dict:
             "failed_stage": record.failed_stage}
 
 
-def _still_exists(bucket: str, key: str) -> bool:
-    """Whether the key has a current version (either spelling of it, see `_read_upload`)."""
-    from botocore.exceptions import ClientError
-
-    s3 = components().client("s3")
-    for name in dict.fromkeys((key, unquote_plus(key))):
-        try:
-            s3.head_object(Bucket=bucket, Key=name)
-            return True
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
-                raise
-    return False
-
-
 def delete_document(event: dict) -> dict:
     """`Object Deleted`: the document's chunks leave the user's index and its registry entry is marked
     deleted. Deleting a file nobody ingested is not an error. In a versioned bucket an old version
     can be deleted (by a person or by the lifecycle rule) while the file stays: then nothing changes."""
     c = components()
     upload = upload_from_event(event)
-    user_id, source = parse_upload_key(unquote_plus(upload["key"]))
-    if _still_exists(upload["bucket"], upload["key"]):
+    names = [parse_upload_key(key) for key in key_spellings(upload["key"])]
+    user_id, source = next((n for n in names if c.registry.current_version(*n)), names[-1])
+    if _existing_key(upload["bucket"], upload["key"]):
         logger.info("an old version was deleted; the file is still there", extra={"source": source})
         return {"user_id": user_id, "source": source, "chunks_removed": 0, "was_registered": False,
                 "ignored": "the file still exists (an older version was deleted)"}
