@@ -131,8 +131,12 @@ def upload_and_run(aws, path: Path, user: str, name: str, url_encoded: bool = Fa
     URL-encoded in the event (`url_encoded`), and the handlers must find the object either way."""
     key = f"uploads/{user}/{name}"
     version = aws.s3.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())["VersionId"]
-    event = object_created(quote_plus(key, safe="/") if url_encoded else key, version)
-    execution = aws.sfn.start_execution(stateMachineArn=aws.machine, name=f"run-{len(aws.calls)}-{user}",
+    aws.last_event = object_created(quote_plus(key, safe="/") if url_encoded else key, version)
+    return run(aws, aws.last_event)
+
+
+def run(aws, event: dict) -> dict:
+    execution = aws.sfn.start_execution(stateMachineArn=aws.machine, name=f"run-{len(aws.calls)}",
                                         input=json.dumps(event, ensure_ascii=False))
     deadline = time.time() + 240
     while time.time() < deadline:
@@ -187,6 +191,17 @@ def test_a_korean_pdf_is_ingested_searchable_for_its_user_only_and_announced(aws
     sent = [m for m in messages(aws) if m["Subject"].startswith("hanrag ingested")]
     assert len(sent) == 1 and BANK[:20] in sent[0]["Subject"]
     assert "summary:" in sent[0]["Message"] and document["summary"][:40] in sent[0]["Message"]
+
+
+def test_a_duplicate_event_reruns_nothing_and_announces_nothing(aws):
+    """EventBridge delivers at least once: the same upload event again returns every stage's stored
+    result (Powertools idempotency on bucket, key and version) and sends no second message."""
+    first_calls = len(aws.calls)
+    execution = run(aws, aws.last_event)
+    assert execution["status"] == "SUCCEEDED"
+    assert json.loads(execution["output"])["source"] == BANK
+    assert len(aws.calls) > first_calls  # the functions were invoked ...
+    assert messages(aws) == []  # ... but nothing was announced twice
 
 
 def test_the_same_file_again_is_unchanged_and_skipped(aws):
