@@ -265,3 +265,12 @@ def test_deleting_a_document_removes_it_from_answers(alice, fintech_run):
     assert FINTECH not in {d["source"] for d in alice.get("/api/documents").json()["documents"]}
     citations = chat(alice, "after", "2호 펀드는 얼마 규모로 조성되나요?")[-1][1]["citations"]
     assert FINTECH not in {c["source"] for c in citations}
+
+
+def test_hanrag_serve_refuses_an_llm_it_cannot_reach_with_a_reason(monkeypatch, capsys):
+    from pipeline.cli import main
+
+    monkeypatch.setenv("HANRAG_LLM", "openai")
+    monkeypatch.delenv("HANRAG_LLM_URL", raising=False)
+    assert main(["serve", "--port", "0"]) == 2
+    assert "HANRAG_LLM=openai needs HANRAG_LLM_URL" in capsys.readouterr().err
