@@ -399,6 +399,7 @@ class HanragStack(cdk.Stack):
         task = tasks.LambdaInvoke(
             self, stage.name.capitalize(), lambda_function=self.stage_functions[stage.name],
             payload_response_only=True, retry_on_service_exceptions=False,
+            payload=sfn.TaskInput.from_object({"state.$": "$", "attempt.$": "$$.State.RetryCount"}),
             task_timeout=sfn.Timeout.duration(cdk.Duration.seconds(stage.timeout_seconds + 30)), **kwargs)
         if stage.retry.max_attempts > 1:
             task.add_retry(**sfn_retry(stage.retry)._values)

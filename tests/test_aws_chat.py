@@ -17,6 +17,9 @@ from chat.history import SqliteHistory
 from pipeline.adapters.local.database import Database
 from pipeline.models import SearchHit
 
+# Powertools warns when an invocation adds no metric (skips, failures, reads); that is expected here
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")
+
 ISSUER = "https://cognito-idp.ap-northeast-2.amazonaws.com/ap-northeast-2_Example"
 CLIENT = "web-client-id"
 KIM = "3f1c2a9e-0d4b-4c1e-9a77-5b2f1e0c9d11"  # a Cognito `sub`

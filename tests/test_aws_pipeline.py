@@ -16,8 +16,13 @@ from unittest import mock
 from urllib.parse import quote_plus
 
 import pytest
-from conftest import BANK, FIXTURES, SAMPLES
+from conftest import BANK, FINTECH, FIXTURES, SAMPLES
 from test_aws_infra import resources, synthesized
+
+from pipeline.errors import TransientError
+
+# Powertools warns when an invocation adds no metric (skips, failures, reads); that is expected here
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 BUCKET = "hanrag-uploads"
@@ -72,6 +77,7 @@ def aws(tmp_path_factory):
     }
     routes = _routes()
     calls: list[str] = []
+    faults: dict[str, list[Exception]] = {}  # function logical-id prefix → errors its next calls raise
 
     def invoke(self, function_name, qualifier, body, headers, response_headers):
         name = function_name.split("function:")[-1].split(":")[0]
@@ -80,6 +86,9 @@ def aws(tmp_path_factory):
                                   invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}",
                                   get_remaining_time_in_millis=lambda: 300_000)
         try:
+            for prefix, errors in faults.items():
+                if name.startswith(prefix) and errors:
+                    raise errors.pop(0)
             result = routes[name](json.loads(body), context)
         except Exception as error:  # what the Lambda runtime does with an unhandled exception
             response_headers["x-amz-function-error"] = "Unhandled"
@@ -114,7 +123,7 @@ def aws(tmp_path_factory):
                                     Code={"ImageUri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/hanrag:latest"})
         sfn = boto3.client("stepfunctions", region_name=REGION)
         machine = sfn.create_state_machine(name="ingest", definition=_definition(), roleArn=role)["stateMachineArn"]
-        yield SimpleNamespace(s3=s3, sfn=sfn, sqs=sqs, queue=queue, machine=machine, calls=calls,
+        yield SimpleNamespace(s3=s3, sfn=sfn, sqs=sqs, queue=queue, machine=machine, calls=calls, faults=faults,
                               components=wiring.components())
         wiring.reset()
 
@@ -202,6 +211,19 @@ def test_a_duplicate_event_reruns_nothing_and_announces_nothing(aws):
     assert json.loads(execution["output"])["source"] == BANK
     assert len(aws.calls) > first_calls  # the functions were invoked ...
     assert messages(aws) == []  # ... but nothing was announced twice
+
+
+def test_a_throttled_embedding_is_retried_with_the_definitions_backoff(aws):
+    aws.faults["EmbedFunction"] = [TransientError("SageMaker endpoint e5 failed, worth retrying: ThrottlingException")]
+    execution = upload_and_run(aws, SAMPLES / FINTECH, "lee", FINTECH)
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    run_record = aws.components.registry.recent_runs(1, "lee")[0]
+    assert {s.stage: s.attempts for s in run_record.stages}["embed"] == 2
+    assert {s.stage: s.attempts for s in run_record.stages}["index"] == 1
+    c = aws.components
+    hits = c.index.hybrid_search("lee", "핀테크 혁신펀드", c.embedder.embed_query("핀테크 혁신펀드"), 3)
+    assert hits and hits[0].source == FINTECH
+    assert [m["Subject"] for m in messages(aws)] == [f"hanrag ingested: {FINTECH}"]
 
 
 def test_the_same_file_again_is_unchanged_and_skipped(aws):

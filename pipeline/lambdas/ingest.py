@@ -78,9 +78,10 @@ def _ref(state: dict) -> DocumentRef:
     return DocumentRef(**state["ref"])
 
 
-def _timing(state: dict, stage: str, started: float) -> None:
+def _timing(state: dict, stage: str, started: float, attempt: int) -> None:
+    """Seconds of the attempt that succeeded, and which attempt it was (Step Functions retried the others)."""
     seconds = round(time.perf_counter() - started, 3)
-    state["run"]["stages"].append({"stage": stage, "seconds": seconds, "attempts": 1})
+    state["run"]["stages"].append({"stage": stage, "seconds": seconds, "attempts": attempt})
     metrics.add_dimension(name="stage", value=stage)
     metrics.add_metric(name="StageSeconds", unit=MetricUnit.Seconds, value=seconds)
 
@@ -117,7 +118,7 @@ BATCH_KEY = "[upload.bucket, upload.key, upload.version_id, upload.etag, batch.s
 # ---------------------------------------------------------------------------- stages
 
 def extract_stage(state: dict) -> dict:
-    started = time.perf_counter()
+    started, attempt = time.perf_counter(), state.pop("attempt", 1)
     upload = state["upload"]
     key, data = _read_upload(upload)
     user_id, source = parse_upload_key(key)
@@ -136,7 +137,7 @@ def extract_stage(state: dict) -> dict:
     run["pages"] = document.pages
     run["warnings"] = document.warnings[:MAX_WARNINGS]
     _write_json(state["artifacts"] + "extracted.json", document.to_dict())
-    _timing(state, "extract", started)
+    _timing(state, "extract", started, attempt)
     return {**state, "skipped": False}
 
 
@@ -181,7 +182,7 @@ def _existing_key(bucket: str, key: str) -> str | None:
 
 
 def chunk_stage(state: dict) -> dict:
-    started = time.perf_counter()
+    started, attempt = time.perf_counter(), state.pop("attempt", 1)
     document = ExtractedDocument.from_dict(_read_json(state["artifacts"] + "extracted.json"))
     chunks = chunk_document(document, _ref(state), components().settings.pipeline.chunk)
     if not chunks:
@@ -190,7 +191,7 @@ def chunk_stage(state: dict) -> dict:
     size = components().settings.embed_batch_chunks
     state["batches"] = [{"start": i, "end": min(i + size, len(chunks))} for i in range(0, len(chunks), size)]
     state["run"]["chunks"] = len(chunks)
-    _timing(state, "chunk", started)
+    _timing(state, "chunk", started, attempt)
     return state
 
 
@@ -200,7 +201,7 @@ def _chunks(state: dict) -> list[Chunk]:
 
 def embed_stage(state: dict) -> dict:
     """One Map item: the chunks [start, end) → a .npy artifact. Returns its reference and seconds."""
-    started = time.perf_counter()
+    started, attempt = time.perf_counter(), state.pop("attempt", 1)
     batch = state["batch"]
     chunks = _chunks(state)[batch["start"] : batch["end"]]
     c = components()
@@ -210,11 +211,11 @@ def embed_stage(state: dict) -> dict:
     key = f"{state['artifacts']}vectors/{batch['start']:06d}.npy"
     c.blobs.put(key, buffer.getvalue())
     return {"start": batch["start"], "end": batch["end"], "key": key,
-            "seconds": round(time.perf_counter() - started, 3)}
+            "seconds": round(time.perf_counter() - started, 3), "attempts": attempt}
 
 
 def index_stage(state: dict) -> dict:
-    started = time.perf_counter()
+    started, attempt = time.perf_counter(), state.pop("attempt", 1)
     chunks = _chunks(state)
     parts = sorted(state.pop("embedded", []), key=lambda part: part["start"])
     if sum(p["end"] - p["start"] for p in parts) != len(chunks):
@@ -222,25 +223,26 @@ def index_stage(state: dict) -> dict:
                                    f"{len(chunks)} chunks")
     vectors = np.vstack([np.load(io.BytesIO(components().blobs.get(p["key"])), allow_pickle=False) for p in parts])
     embed_seconds = round(sum(p["seconds"] for p in parts), 3)  # the Map's batches, added up
-    state["run"]["stages"].append({"stage": "embed", "seconds": embed_seconds, "attempts": 1})
+    embed_attempts = max((p.get("attempts", 1) for p in parts), default=1)  # the most any batch needed
+    state["run"]["stages"].append({"stage": "embed", "seconds": embed_seconds, "attempts": embed_attempts})
     with single_metric(name="StageSeconds", unit=MetricUnit.Seconds, value=embed_seconds, namespace="hanrag",
                        default_dimensions={"service": "ingest"}) as metric:
         metric.add_dimension(name="stage", value="embed")
     index_document(components().index, _ref(state), chunks, vectors)
     metrics.add_metric(name="ChunksIndexed", unit=MetricUnit.Count, value=len(chunks))
-    _timing(state, "index", started)
+    _timing(state, "index", started, attempt)
     return state
 
 
 def summarize_stage(state: dict) -> dict:
-    started = time.perf_counter()
+    started, attempt = time.perf_counter(), state.pop("attempt", 1)
     c = components()
     document = ExtractedDocument.from_dict(_read_json(state["artifacts"] + "extracted.json"))
     summary = summarize(document, c.llm, c.settings.pipeline.summary_sentences)
     state["run"]["summary"] = summary
     c.registry.save_document(_ref(state), pages=document.pages, chunks=state["run"]["chunks"],
                              summary=summary, title=document.title)
-    _timing(state, "summarize", started)
+    _timing(state, "summarize", started, attempt)
     return state
 
 
@@ -257,9 +259,9 @@ def run_record(state: dict, status: str, reason: str | None = None, failed_stage
 
 
 def notify_stage(state: dict) -> dict:
-    started = time.perf_counter()
+    started, attempt = time.perf_counter(), state.pop("attempt", 1)
     c = components()
-    _timing(state, "notify", started)  # the announcement carries its own (tiny) stage time
+    _timing(state, "notify", started, attempt)  # the announcement carries its own (tiny) stage time
     record = run_record(state, "succeeded")
     c.registry.save_run(record)
     c.registry.record_run_outcome(record)
@@ -346,35 +348,45 @@ def _entry(handler):
     return logger.inject_lambda_context(clear_state=True)(tracer.capture_lambda_handler(metrics.log_metrics(handler)))
 
 
+def unwrap(event: dict) -> dict:
+    """The state machine sends `{"state": $, "attempt": $$.State.RetryCount}`; the stage gets the state
+    with `attempt` counted from 1 (a direct invocation is attempt 1)."""
+    if "state" in event and "attempt" in event:
+        return {**event["state"], "attempt": int(event["attempt"]) + 1}
+    return event
+
+
 @_entry
 def extract_handler(event: dict, context) -> dict:
-    state = {"upload": upload_from_event(event)} if "detail" in event else event
+    state = unwrap(event)
+    if "detail" in state:  # the EventBridge event itself
+        state = {"upload": upload_from_event(state), "attempt": state.get("attempt", 1)}
     return _idempotent(extract_stage, UPLOAD_KEY, state, context)
 
 
 @_entry
 def chunk_handler(event: dict, context) -> dict:
-    return _idempotent(chunk_stage, UPLOAD_KEY, event, context)
+    return _idempotent(chunk_stage, UPLOAD_KEY, unwrap(event), context)
 
 
 @_entry
 def embed_handler(event: dict, context) -> dict:
-    return _idempotent(embed_stage, BATCH_KEY, event, context)
+    return _idempotent(embed_stage, BATCH_KEY, unwrap(event), context)
 
 
 @_entry
 def index_handler(event: dict, context) -> dict:
-    return _idempotent(index_stage, UPLOAD_KEY, event, context)
+    return _idempotent(index_stage, UPLOAD_KEY, unwrap(event), context)
 
 
 @_entry
 def summarize_handler(event: dict, context) -> dict:
-    return _idempotent(summarize_stage, UPLOAD_KEY, event, context)
+    return _idempotent(summarize_stage, UPLOAD_KEY, unwrap(event), context)
 
 
 @_entry
 def notify_handler(event: dict, context) -> dict:
-    return _idempotent(notify_stage, UPLOAD_KEY, event, context)
+    return _idempotent(notify_stage, UPLOAD_KEY, unwrap(event), context)
 
 
 @_entry
