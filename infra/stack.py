@@ -10,67 +10,28 @@ from __future__ import annotations
 from pathlib import Path
 
 import aws_cdk as cdk
-from aws_cdk import (
-    aws_apigatewayv2 as apigw,
-)
-from aws_cdk import (
-    aws_apigatewayv2_authorizers as authorizers,
-)
-from aws_cdk import (
-    aws_apigatewayv2_integrations as integrations,
-)
-from aws_cdk import (
-    aws_cloudwatch as cloudwatch,
-)
-from aws_cdk import (
-    aws_cloudwatch_actions as cw_actions,
-)
-from aws_cdk import (
-    aws_cognito as cognito,
-)
-from aws_cdk import (
-    aws_dynamodb as dynamodb,
-)
-from aws_cdk import (
-    aws_ecr_assets as ecr_assets,
-)
-from aws_cdk import (
-    aws_events as events,
-)
-from aws_cdk import (
-    aws_events_targets as targets,
-)
-from aws_cdk import (
-    aws_iam as iam,
-)
-from aws_cdk import (
-    aws_lambda as lambda_,
-)
-from aws_cdk import (
-    aws_logs as logs,
-)
-from aws_cdk import (
-    aws_opensearchservice as opensearch,
-)
-from aws_cdk import (
-    aws_s3 as s3,
-)
-from aws_cdk import (
-    aws_sagemaker as sagemaker,
-)
-from aws_cdk import (
-    aws_sns as sns,
-)
-from aws_cdk import (
-    aws_sqs as sqs,
-)
-from aws_cdk import (
-    aws_stepfunctions as sfn,
-)
-from aws_cdk import (
-    aws_stepfunctions_tasks as tasks,
-)
-from aws_cdk import custom_resources as cr
+import aws_cdk.aws_apigatewayv2 as apigw
+import aws_cdk.aws_apigatewayv2_authorizers as authorizers
+import aws_cdk.aws_apigatewayv2_integrations as integrations
+import aws_cdk.aws_cloudwatch as cloudwatch
+import aws_cdk.aws_cloudwatch_actions as cw_actions
+import aws_cdk.aws_cognito as cognito
+import aws_cdk.aws_dynamodb as dynamodb
+import aws_cdk.aws_ec2 as ec2
+import aws_cdk.aws_ecr_assets as ecr_assets
+import aws_cdk.aws_events as events
+import aws_cdk.aws_events_targets as targets
+import aws_cdk.aws_iam as iam
+import aws_cdk.aws_lambda as lambda_
+import aws_cdk.aws_logs as logs
+import aws_cdk.aws_opensearchservice as opensearch
+import aws_cdk.aws_s3 as s3
+import aws_cdk.aws_sagemaker as sagemaker
+import aws_cdk.aws_sns as sns
+import aws_cdk.aws_sqs as sqs
+import aws_cdk.aws_stepfunctions as sfn
+import aws_cdk.aws_stepfunctions_tasks as tasks
+import aws_cdk.custom_resources as cr
 from constructs import Construct
 
 from pipeline.definition import STAGES, RetryPolicy, Stage
@@ -256,7 +217,7 @@ class HanragStack(cdk.Stack):
             self, "Search", version=opensearch.EngineVersion.OPENSEARCH_3_1,
             capacity=opensearch.CapacityConfig(data_nodes=1, data_node_instance_type="t3.medium.search",
                                                multi_az_with_standby_enabled=False),
-            ebs=opensearch.EbsOptions(volume_size=20, volume_type=cdk.aws_ec2.EbsDeviceVolumeType.GP3),
+            ebs=opensearch.EbsOptions(volume_size=20, volume_type=ec2.EbsDeviceVolumeType.GP3),
             encryption_at_rest=opensearch.EncryptionAtRestOptions(enabled=True),
             node_to_node_encryption=True, enforce_https=True,
             tls_security_policy=opensearch.TLSSecurityPolicy.TLS_1_2,
@@ -495,11 +456,8 @@ class HanragStack(cdk.Stack):
         self._ack_invoke(provider, [setup])
         self.search_setup = cdk.CustomResource(self, "SearchSetup", service_token=provider.service_token, properties={
             "Endpoint": self.domain.domain_endpoint,
-            "RoleArns": [f.role.role_arn for f in self._search_users()],  # type: ignore[union-attr]
+            "RoleArns": [f.role.role_arn for f in self.search_functions],  # type: ignore[union-attr]
         })
-
-    def _search_users(self) -> list[lambda_.Function]:
-        return self.search_functions
 
     # ------------------------------------------------------------------ chat
 
