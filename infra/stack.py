@@ -280,7 +280,10 @@ class HanragStack(cdk.Stack):
         self.delete_function = self._function("DeleteFunction", HANDLERS["delete"], 1024, 120, env)
         f = self.stage_functions
         # least privilege: each function gets exactly what its stage touches
-        self.bucket.grant_read(f["extract"], f"{UPLOAD_PREFIX}*")
+        # extract reads uploads; delete and the failure recorder only ask whether a key still exists
+        # (HeadObject; with List* a missing key answers 404 instead of 403)
+        for function in (f["extract"], self.delete_function, self.record_failure):
+            self.bucket.grant_read(function, f"{UPLOAD_PREFIX}*")
         for name in ("extract", "chunk", "embed"):
             self.bucket.grant_read_write(f[name], f"{ARTIFACT_PREFIX}*")
         for name in ("index", "summarize"):

@@ -167,6 +167,8 @@ def test_each_function_role_is_least_privilege():
     assert "bedrock:InvokeModel" in actions_of("pipeline.lambdas.ingest.summarize_handler")
     assert "sagemaker:InvokeEndpoint" in actions_of("pipeline.lambdas.ingest.embed_handler")
     assert not any(a.startswith("s3:Put") for a in actions_of("pipeline.lambdas.ingest.index_handler"))
+    assert "s3:GetObject*" in actions_of("pipeline.lambdas.ingest.delete_handler")  # does the file still exist?
+    assert not any(a.startswith("s3:") for a in actions_of("pipeline.lambdas.ingest.notify_handler"))
 
 
 def test_opensearch_domain_is_encrypted_with_fine_grained_access_and_https(template):
