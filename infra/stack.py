@@ -63,13 +63,13 @@ def _ack_findings(construct: Construct, rule: str, findings: dict[str, str]) -> 
     ])
 
 
-def sfn_retry(policy: RetryPolicy) -> sfn.RetryProps:
-    """`RetryPolicy.max_attempts` counts the first try; Step Functions counts retries."""
-    return sfn.RetryProps(
-        errors=TRANSIENT_ERRORS, max_attempts=policy.max_attempts - 1,
-        interval=cdk.Duration.seconds(int(policy.interval_seconds)), backoff_rate=policy.backoff_rate,
-        max_delay=cdk.Duration.seconds(int(policy.max_delay_seconds)),
-    )
+def sfn_retry(policy: RetryPolicy) -> dict:
+    """`add_retry` arguments; `RetryPolicy.max_attempts` counts the first try, Step Functions counts retries."""
+    return {
+        "errors": TRANSIENT_ERRORS, "max_attempts": policy.max_attempts - 1,
+        "interval": cdk.Duration.seconds(int(policy.interval_seconds)), "backoff_rate": policy.backoff_rate,
+        "max_delay": cdk.Duration.seconds(int(policy.max_delay_seconds)),
+    }
 
 
 class HanragStack(cdk.Stack):
@@ -366,7 +366,7 @@ class HanragStack(cdk.Stack):
             payload=sfn.TaskInput.from_object({"state.$": "$", "attempt.$": "$$.State.RetryCount"}),
             task_timeout=sfn.Timeout.duration(cdk.Duration.seconds(stage.timeout_seconds + 30)), **kwargs)
         if stage.retry.max_attempts > 1:
-            task.add_retry(**sfn_retry(stage.retry)._values)
+            task.add_retry(**sfn_retry(stage.retry))
         return task
 
     def _state_machine(self) -> None:
