@@ -100,6 +100,18 @@ def test_markdown_and_csv_are_read_as_tables():
     assert csv.rows[-1] == ["Ut enim", "ad minim", "veniam, quis"]
 
 
+def test_korean_csv_tsv_in_cp949_and_markdown():
+    """Spreadsheets exported on Korean Windows are CP949; the cells must come out as written."""
+    tsv = extract("구분\t2023년\t2024년\n매출액\t1,200\t1,350\n".encode("cp949"), "실적.tsv")
+    assert tables(tsv)[0].rows == [["구분", "2023년", "2024년"], ["매출액", "1,200", "1,350"]]
+    csv = extract('구분,2023년\n매출액,"1,200"\n'.encode("cp949"), "실적.csv")
+    assert tables(csv)[0].rows == [["구분", "2023년"], ["매출액", "1,200"]] and csv.language == "ko"
+    md = extract("# 결로 대책\n\n터널 내부 결로를 줄인다.\n\n| 구분 | 기준 |\n|---|---|\n| 연장 | 1km 이상 |\n"
+                 .encode(), "대책.md")
+    assert [(e.kind, e.heading) for e in md.elements] == [("text", True), ("text", False), ("table", False)]
+    assert tables(md)[0].body == [["연장", "1km 이상"]]
+
+
 def test_email_body_headers_and_text_attachment():
     doc = read("fake-email-attachment.eml")
     assert doc.title == "Fake email with attachment"
