@@ -4,6 +4,7 @@ neither fixed nor acknowledged with a reason fails the synth, and so this module
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ def synthesized() -> tuple[dict, Path, dict[str, str]]:
     from infra.app import build_app
 
     outdir = Path(tempfile.mkdtemp(prefix="hanrag-cdk-"))
+    atexit.register(shutil.rmtree, outdir, True)
     app, stack = build_app(str(outdir))
     app.synth()  # raises ValidationFailed on any unacknowledged cdk-nag finding
     acknowledged: dict[str, str] = {}

@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -269,9 +268,3 @@ def test_no_boto3_in_stages():
     for path in (Path(__file__).parent.parent / "pipeline/stages").rglob("*.py"):
         source = path.read_text()
         assert "boto3" not in source and "botocore" not in source, path
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _cleanup_cdk_out():
-    yield
-    shutil.rmtree(synthesized()[1], ignore_errors=True)
