@@ -21,6 +21,7 @@ before the first call, and `reset()` between tests.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -98,11 +99,13 @@ class Components:
     def __init__(self, settings: AwsSettings) -> None:
         self.settings = settings
         self._built: dict[str, Any] = {}
+        self._lock = threading.RLock()  # one build per part, even when a test runs Map items in threads
 
     def _once(self, name: str, build) -> Any:
-        if name not in self._built:
-            self._built[name] = build()
-        return self._built[name]
+        with self._lock:
+            if name not in self._built:
+                self._built[name] = build()
+            return self._built[name]
 
     def client(self, service: str) -> Any:
         import boto3
