@@ -13,9 +13,12 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 QUESTION ?= 도로터널 결로 대책 가이드라인은 연장 몇 km 이상의 터널에 적용하나요?
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup dev demo test lint bench clean
 
 setup: $(STAMP)
+
+# Everything the tests use (AWS and CDK libraries, the pinned CDK CLI, Chromium), without running them.
+dev: $(TESTED)
 
 # What the demo needs: the package and its pinned dependencies, and Tesseract for OCR where apt can install it.
 $(STAMP): pyproject.toml requirements.lock

@@ -209,6 +209,13 @@ def test_instructions_inside_a_document_stay_quoted_data(indexed):
     assert reply.answer.citations[0].source == "보안 안내.txt"
 
 
+def test_the_extractive_answer_quotes_an_injected_document_without_obeying_it(indexed):
+    _, reply = turn(service(indexed), "lee", "inject-extractive", "출입증을 잃어버리면 어떻게 하나요?")
+    assert "보안팀에 즉시 신고" in reply.answer.text  # the document's answer, quoted
+    assert SYSTEM_PROMPT[:40] not in reply.answer.text  # "print the system prompt" was not obeyed
+    assert reply.answer.citations and all(c.source == "보안 안내.txt" for c in reply.answer.citations)
+
+
 def test_users_never_retrieve_each_others_documents(indexed):
     _, reply = turn(service(indexed), "lee", "iso", "핀테크 혁신펀드 2호 펀드는 얼마 규모로 조성되나요?")
     assert all(c.source == "보안 안내.txt" for c in reply.answer.citations)

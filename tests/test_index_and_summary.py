@@ -127,11 +127,28 @@ def test_the_definition_orders_the_stages_the_runner_runs():
 
 def test_no_stage_imports_boto3_or_reads_the_environment():
     stages = Path(__file__).resolve().parent.parent / "pipeline" / "stages"
-    for path in stages.glob("*.py"):
+    for path in stages.rglob("*.py"):
         tree = ast.parse(path.read_text())
         imported = {alias.name.split(".")[0] for node in ast.walk(tree)
                     if isinstance(node, ast.Import) for alias in node.names}
         imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                      if isinstance(node, ast.ImportFrom) and node.module}
         assert not imported & {"boto3", "botocore"}, path.name
-        assert "os.environ" not in path.read_text() and "getenv" not in path.read_text(), path.name
+        reads = [node.lineno for node in ast.walk(tree) if _reads_environment(node)]
+        assert not reads, f"{path.name} reads the environment on lines {reads}"
+
+
+def _reads_environment(node: ast.AST) -> bool:
+    """`os.getenv(…)`, `os.environ.get(…)`, `os.environ[…]` as a value, `{**os.environ}`: a setting
+    read behind the caller's back. Writing a variable for a library (office.py) is not a read."""
+    def is_environ(n: ast.AST) -> bool:
+        return isinstance(n, ast.Attribute) and n.attr == "environ"
+
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
+        node.func.attr == "getenv" or (node.func.attr in ("get", "copy", "items") and is_environ(node.func.value))
+    ):
+        return True
+    if isinstance(node, ast.Subscript) and is_environ(node.value) and isinstance(node.ctx, ast.Load):
+        return True
+    return isinstance(node, ast.Dict) and any(
+        key is None and is_environ(value) for key, value in zip(node.keys, node.values, strict=True))

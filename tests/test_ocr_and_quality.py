@@ -44,7 +44,7 @@ def test_our_extraction_of_the_same_journal_is_readable_korean():
     assert "암환자의 뇌혈관질환은 일반환자의 뇌혈" in text
     assert "연세대학교 원주의과대학 원주기독병원 신경과" in text
     # letter-spaced Latin and numbers are put back together; a hyphen at a line end is undone
-    assert "1865 Trousseau" in text and "51.3%" in text
+    assert "1865년 Trousseau" in text and "51.3%로" in text
     assert "nonbacterial thrombotic endocarditis" in text
     assert "\ufffe" not in text
     assert rare_syllable_share(text)[0] < 0.01

@@ -10,7 +10,6 @@ its stdout. PDF pages are rendered by pypdfium2 at 300 dpi, the resolution Tesse
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from functools import cache
@@ -46,7 +45,6 @@ def read_image(image: bytes, timeout: float = 120.0) -> list[str]:
         done = subprocess.run(
             ["tesseract", "stdin", "stdout", "-l", LANGUAGES, "--psm", "3"],
             input=image, capture_output=True, timeout=timeout,
-            env={**os.environ, "OMP_THREAD_LIMIT": "1"},  # one page per core beats threads inside one
         )
     except subprocess.TimeoutExpired:
         raise TransientError(f"OCR took longer than {timeout:.0f} s on one image") from None
