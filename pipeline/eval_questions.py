@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.evaluate import LatencySummary, reciprocal_rank, score_rankings
+from pipeline.evaluate import LatencySummary, score_rankings
 from pipeline.models import SearchHit
 from pipeline.ports import LLM
 
@@ -205,9 +205,9 @@ class QuestionResult:
     judged: tuple[int, int] | None = None
 
     def first_rank(self, level: str) -> int | None:
+        """1-based rank of the first hit relevant at `level`; None when none is, or the level is undefined."""
         ranking, relevant = relevance(self.question, self.hits).get(level, ([], set()))
-        score = reciprocal_rank(ranking, relevant, len(ranking)) if relevant else 0.0
-        return round(1 / score) if score else None
+        return next((rank for rank, item in enumerate(ranking, start=1) if item in relevant), None)
 
 
 def run_questions(questions: Sequence[EvalQuestion], search: Search, ask: Ask | None = None,
@@ -267,7 +267,7 @@ def summarize(results: Sequence[QuestionResult], judged: bool = False) -> dict:
     summary["categories"] = {name: _metrics(group, judged) for name, group in sorted(by_category.items())}
     summary["details"] = [{
         "line": r.question.line, "question": r.question.question, "category": r.question.category,
-        "source": r.question.source, "page": r.question.page,
+        "source": r.question.source, "page": r.question.page, "answer_expected": r.question.answer is not None,
         **{f"{level}_rank": r.first_rank(level) for level in LEVELS},
         "top": [{"source": h.source, "page": h.page_start, "page_end": h.page_end} for h in r.hits[:3]],
         "seconds": round(r.seconds, 4),
@@ -282,7 +282,8 @@ def summarize(results: Sequence[QuestionResult], judged: bool = False) -> dict:
 
 def format_report(summary: dict, k: int) -> str:
     """The table a person reads: one row per level overall, then one block per category."""
-    lines = [f"{summary['questions']} questions, top {k} of the hybrid search"]
+    lines = [f"{summary['questions']} questions, top {k} of the hybrid search"
+             + (f"; answers by {summary['answers_by']}" if "answers_by" in summary else "")]
     lines += _table(summary)
     for name, metrics in summary["categories"].items():
         lines += ["", f"[{name}] {metrics['questions']} questions", *_table(metrics)]
@@ -315,13 +316,13 @@ def _table(metrics: dict) -> list[str]:
 
 
 def misses(summary: dict, level: str = "page", k: int = 5) -> list[str]:
-    """One line per question not found within the top k at `level`, with what came first instead."""
+    """One line per question scored at `level` but not found within its top k, with what came first instead."""
+    needs = {"document": "source", "page": "page", "answer": None}[level]
     lines = []
     for detail in summary["details"]:
-        rank = detail.get(f"{level}_rank")
-        defined = detail["source"] is not None if level == "document" else \
-            detail["page"] is not None if level == "page" else True
-        if defined and (rank is None or rank > k):
+        rank = detail[f"{level}_rank"]
+        scored = detail[needs] is not None if needs else detail.get("answer_expected", False)
+        if scored and (rank is None or rank > k):
             top = ", ".join(f"{t['source']} p.{t['page']}" for t in detail["top"]) or "nothing"
             lines.append(f"  line {detail['line']}: {detail['question']}  → {top}")
     return lines
