@@ -352,6 +352,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
     user = validate_user_id(args.user)
     questions = ev.load_questions(args.questions)[: args.limit or None]
+    if args.chart:
+        ev.check_chart_path(args.chart)
     llm = build_llm(settings.llm) if args.answers else None
     if args.judge and llm is None:
         raise PipelineError("--judge needs an LLM: set HANRAG_LLM (openai, bedrock or sagemaker) and its settings")

@@ -331,19 +331,33 @@ def misses(summary: dict, level: str = "page", k: int = 5) -> list[str]:
 # ---------------------------------------------------------------------- chart
 
 
+def check_chart_path(path: Path) -> Path:
+    """Fail before any search when the chart could not be written: an unknown suffix, or a PNG without matplotlib."""
+    suffix = path.suffix.lower()
+    if suffix not in (".svg", ".png"):
+        raise PipelineError(f"chart {path}: use a .svg or .png file name")
+    if suffix == ".png":
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise PipelineError(f"chart {path}: a PNG needs matplotlib, which is not installed; "
+                                "write an .svg instead (any browser shows it)") from None
+    if not path.parent.is_dir():
+        raise PipelineError(f"chart {path}: no such folder {path.parent}")
+    return path
+
+
 def write_chart(summary: dict, path: Path) -> None:
     """Recall@1/5/10 at document and page level, overall and per category: SVG (no dependency), or PNG
     when matplotlib is installed."""
+    check_chart_path(path)
     groups = [("전체", summary)] + list(summary["categories"].items())
     series = [(level, k) for level in ("document", "page") for k in KS
               if any(m.get(f"{level}_questions") for _, m in groups)]
-    suffix = path.suffix.lower()
-    if suffix == ".svg":
+    if path.suffix.lower() == ".svg":
         path.write_text(_svg(groups, series), encoding="utf-8")
-    elif suffix == ".png":
-        _png(groups, series, path)
     else:
-        raise PipelineError(f"chart {path}: use a .svg or .png file name")
+        _png(groups, series, path)
 
 
 _COLOURS = {("document", 1): "#9ecae1", ("document", 5): "#4292c6", ("document", 10): "#08519c",
@@ -401,14 +415,11 @@ def _svg(groups: list[tuple[str, dict]], series: list[tuple[str, int]]) -> str:
 
 
 def _png(groups: list[tuple[str, dict]], series: list[tuple[str, int]], path: Path) -> None:
-    try:
-        import matplotlib
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise PipelineError(f"chart {path}: a PNG needs matplotlib, which is not installed; "
-                            "write an .svg instead (any browser shows it)") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     figure, axes = plt.subplots(figsize=(max(5.0, 1.2 * len(groups) + 2), 3.5))
     width = 0.8 / max(1, len(series))
     for n, (level, k) in enumerate(series):

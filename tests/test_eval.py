@@ -8,6 +8,7 @@ import io
 import json
 import math
 import os
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -172,6 +173,16 @@ def test_usage_errors_are_clear(tmp_path, tunnel_questions):
     assert code == 2 and "--user" in err
     code, _, err = hanrag(tmp_path / "empty-home", "eval", str(tunnel_questions), "--user", "kim")
     assert code == 2 and "ingest" in err
+    code, _, err = hanrag(tmp_path, "eval", str(tunnel_questions), "--user", "kim", "--chart", "recall.pdf")
+    assert code == 2 and "use a .svg or .png" in err
+
+
+def test_a_png_chart_without_matplotlib_fails_before_searching(tmp_path, tunnel_questions, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as on a machine without it
+    code, out, err = hanrag(tmp_path, "eval", str(tunnel_questions), "--user", "kim", "--chart",
+                            str(tmp_path / "recall.png"))
+    assert code == 2 and out == ""
+    assert "matplotlib" in err and ".svg" in err
 
 
 # ---------------------------------------------------------------------- answers
