@@ -54,8 +54,15 @@ def load_questions(path: Path) -> list[EvalQuestion]:
     """The questions of a JSON Lines file; blank lines and lines starting with # are skipped."""
     if not path.is_file():
         raise FileNotFoundError(f"questions file not found: {path}")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise BadQuestions(f"{path}, line {line}: not UTF-8 text (save the file as UTF-8; CP949/EUC-KR is not read)") \
+            from None
     questions = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         questions.append(parse_question(line, number, path))

@@ -166,6 +166,15 @@ def test_a_bad_line_is_named_by_its_number(tmp_path, line, message):
     assert "line 3" in err and message in err
 
 
+def test_a_cp949_file_is_named_with_its_first_bad_line(tmp_path):
+    path = tmp_path / "questions.jsonl"
+    path.write_bytes('{"question": "첫 질문", "source": "a.pdf"}\n'.encode()
+                     + '{"question": "결로란?", "source": "터널.pdf"}\n'.encode("cp949"))
+    code, _, err = hanrag(tmp_path / "home", "eval", str(path), "--user", "kim")
+    assert code == 2
+    assert "line 2" in err and "UTF-8" in err
+
+
 def test_usage_errors_are_clear(tmp_path, tunnel_questions):
     code, _, err = hanrag(tmp_path, "eval", str(tmp_path / "missing.jsonl"), "--user", "kim")
     assert code == 2 and "missing.jsonl" in err
