@@ -84,17 +84,34 @@ def load_e5():
 
 
 def cached_vectors(pipeline: str, texts: list[str], embed) -> tuple[np.ndarray, dict]:
-    """`embed(texts)` or its cached result, keyed by pipeline, model and the exact texts."""
+    """`embed(texts)` or its cached result, keyed by pipeline, model and the exact texts.
+
+    Each vector is also kept under the hash of its own text (bench/out/peers/passages/), so a text that
+    two pipelines both embed (a short KorQuAD paragraph is one chunk in either peer) is embedded once;
+    `embed` is then called on the missing texts only, in the pipeline's own batching.
+    """
     key = hashlib.sha256("\x00".join([pipeline, MODEL, *texts]).encode()).hexdigest()[:16]
     path = OUT / f"{pipeline}-{key}.npy"
     if path.exists():
-        return np.load(path), {"cached": True, "seconds": None}
+        return np.load(path), {"cached": True, "seconds": None, "embedded": 0}
+    store = OUT / "passages"
+    store.mkdir(parents=True, exist_ok=True)
+    files = [store / (hashlib.sha256(f"{MODEL}\x00{t}".encode()).hexdigest()[:24] + ".npy") for t in texts]
+    missing = [i for i, file in enumerate(files) if not file.exists()]
+    vectors = np.zeros((len(texts), 384), dtype=np.float32)
+    for i in set(range(len(texts))) - set(missing):
+        vectors[i] = np.load(files[i])
     started = time.perf_counter()
-    vectors = np.asarray(embed(texts), dtype=np.float32)
+    if missing:
+        vectors[missing] = np.asarray(embed([texts[i] for i in missing]), dtype=np.float32)
     seconds = time.perf_counter() - started
-    OUT.mkdir(parents=True, exist_ok=True)
+    for i in missing:
+        partial = files[i].with_suffix(f".{os.getpid()}.tmp")
+        with partial.open("wb") as handle:
+            np.save(handle, vectors[i])
+        partial.replace(files[i])
     np.save(path, vectors)
-    return vectors, {"cached": False, "seconds": round(seconds, 2)}
+    return vectors, {"cached": not missing, "seconds": round(seconds, 2), "embedded": len(missing)}
 
 
 def korquad_documents(path: Path) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
@@ -316,7 +333,9 @@ def hanrag_korquad(dataset: Path, limit: int | None) -> dict:
         refs.append(ref)
     chunks = [c for ref in refs for c in chunks_by_ref[ref.document_id]]
     texts = [c.search_text for c in chunks]
-    vectors, embedding = cached_vectors("hanrag", texts, lambda _: embed_chunks(chunks, embedder, BATCH))
+    by_text = {c.search_text: c for c in chunks}
+    vectors, embedding = cached_vectors("hanrag", texts,
+                                        lambda some: embed_chunks([by_text[t] for t in some], embedder, BATCH))
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / "korquad-hanrag.db"
     for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
@@ -550,7 +569,8 @@ def main() -> None:
                 print(f"{pipeline}: {phase} …", file=sys.stderr, flush=True)
                 figures[phase] = measure(pipeline, args, model)
     result["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    (OUT / "result.json").write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+    phases = "-".join(p for p in ("ingest", "korquad") if p not in skip)
+    (OUT / f"result-{phases}.json").write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
