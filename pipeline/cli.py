@@ -360,6 +360,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.database_path.exists():
         raise PipelineError(f"no index at {settings.database_path}: ingest documents for {user} first")
     runner = _runner(settings)
+    if not list(runner.registry.documents(user)):
+        raise PipelineError(f"user {user} has no documents in {settings.database_path}: ingest them first")
     from chat.retrieve import Retriever
 
     retriever = Retriever(runner.embedder, runner.index)
@@ -390,9 +392,10 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(summary, ensure_ascii=False))
         return 0
     print(ev.format_report(summary, args.k))
-    missed = ev.misses(summary, "page" if summary["page_questions"] else "document", 5)
+    level = next(level for level in ("page", "document", "answer") if summary[f"{level}_questions"])
+    missed = ev.misses(summary, level, 5)
     if missed:
-        print(f"\nnot in the top 5 ({'page' if summary['page_questions'] else 'document'} level):")
+        print(f"\nnot in the top 5 ({level} level):")
         print("\n".join(missed))
     if args.chart:
         print(f"\nchart: {args.chart}")

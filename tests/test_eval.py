@@ -146,6 +146,18 @@ def test_the_text_report_shows_levels_latency_and_categories(tunnel_home, tunnel
     assert "[앞쪽]" in out
 
 
+def test_the_text_report_lists_the_questions_it_missed(tunnel_home, tmp_path):
+    path = write_jsonl(tmp_path / "q.jsonl", [
+        {"question": "도로터널 결로 대책 가이드라인은 어떤 터널에 적용하나요?", "source": TUNNEL},
+        {"question": "터널 결로 대책의 적용 대상은?", "source": "다른 문서.pdf"},
+    ])
+    code, out, _ = hanrag(tunnel_home, "eval", str(path), "--user", "kim")
+    assert code == 0
+    missed = out.split("not in the top 5 (document level):")[1]
+    assert "line 2: 터널 결로 대책의 적용 대상은?" in missed and "line 1" not in missed
+    assert f"→ {TUNNEL} p." in missed  # what came first instead
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
@@ -175,13 +187,15 @@ def test_a_cp949_file_is_named_with_its_first_bad_line(tmp_path):
     assert "line 2" in err and "UTF-8" in err
 
 
-def test_usage_errors_are_clear(tmp_path, tunnel_questions):
+def test_usage_errors_are_clear(tmp_path, tunnel_home, tunnel_questions):
     code, _, err = hanrag(tmp_path, "eval", str(tmp_path / "missing.jsonl"), "--user", "kim")
     assert code == 2 and "missing.jsonl" in err
     code, _, err = hanrag(tmp_path, "eval", str(tunnel_questions))
     assert code == 2 and "--user" in err
     code, _, err = hanrag(tmp_path / "empty-home", "eval", str(tunnel_questions), "--user", "kim")
     assert code == 2 and "ingest" in err
+    code, _, err = hanrag(tunnel_home, "eval", str(tunnel_questions), "--user", "lee")
+    assert code == 2 and "user lee has no documents" in err
     code, _, err = hanrag(tmp_path, "eval", str(tunnel_questions), "--user", "kim", "--chart", "recall.pdf")
     assert code == 2 and "use a .svg or .png" in err
 
