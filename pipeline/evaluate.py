@@ -1,4 +1,4 @@
-"""Retrieval metrics and latency summaries, shared by `bench/korquad.py` and a later `hanrag eval`.
+"""Retrieval metrics and latency summaries, shared by `hanrag eval` and the KorQuAD benchmark.
 
 A ranking is the list of ids a search returned, best first; ids may repeat (two chunks of the same
 document both rank), and a relevant id counts once, where it first appears. What an id is — a
