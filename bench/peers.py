@@ -464,10 +464,12 @@ def ratio(ours: float, theirs: float) -> str:
 def print_report(result: dict) -> None:
     names = list(result["pipelines"])
     peers = [n for n in names if n in PEERS] if names[:1] == ["hanrag"] else []  # ratios need hanrag
-    print(f"load average before / after: {result['load_before']} / {result['load_after']}; "
-          f"{os.cpu_count()} cores; command: {result['command']}\n")
+    for run in result.get("runs", [result]):
+        print(f"load average before / after: {run['load_before']} / {run['load_after']}; "
+              f"{os.cpu_count()} cores; command: {run['command']}")
+    print()
     rows = [  # (label, key path, better is higher, format)
-        ("ingest corpus/ko: pages", ("ingest", "pages"), None, "{:,}"),
+        ("ingest: pages", ("ingest", "pages"), None, "{:,}"),
         ("chunks embedded", ("ingest", "chunks"), None, "{:,}"),
         ("e5 tokens embedded", ("ingest", "e5_tokens"), None, "{:,}"),
         ("ingest wall s", ("ingest", "wall_s"), False, "{:.1f}"),
@@ -523,6 +525,18 @@ def print_report(result: dict) -> None:
         print(f"{name}: skipped ({why})")
 
 
+def merge(results: list[dict]) -> dict:
+    """Several runs (say, ingestion in one and KorQuAD in another) as one table; each run's command and load."""
+    merged: dict = {"runs": results, "pipelines": {}, "skipped": {}}
+    for result in results:
+        merged["skipped"].update(result.get("skipped", {}))
+        for name, phases in result["pipelines"].items():
+            merged["pipelines"].setdefault(name, {}).update(phases)
+    order = [*PIPELINES, *VARIANTS]
+    merged["pipelines"] = dict(sorted(merged["pipelines"].items(), key=lambda item: order.index(item[0])))
+    return merged
+
+
 def worker(args) -> None:
     refuse_network()
     task = args.worker
@@ -545,11 +559,16 @@ def main() -> None:
     parser.add_argument("--llama-python", type=Path, default=LLAMA_PYTHON,
                         help="python of a venv with llama-index-core (not a hanrag dependency)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--report", type=Path, nargs="+", metavar="RESULT_JSON",
+                        help="print one table from saved results (bench/out/peers/result-*.json) and exit")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args)
+        return
+    if args.report:
+        print_report(merge([json.loads(path.read_text(encoding="utf-8")) for path in args.report]))
         return
     for needed in (args.corpus, args.dataset):
         if not needed.exists():
