@@ -81,6 +81,17 @@ def test_an_image_is_read_by_ocr_in_korean_and_english():
     assert any("OCR" in w for w in doc.warnings)
 
 
+def test_a_page_the_automatic_layout_misreads_is_read_again_as_one_column():
+    """A leaflet page with a strip of vertical text in its margin: Tesseract's automatic layout returns
+    noise ("051 HO RD …"); the reading kept is the one-column one, with the table's words."""
+    image = (FIXTURES / "leaflet-page-11.png").read_bytes()
+    [(automatic, confidence)] = ocr._tesseract(image, ocr.LAYOUTS[0], timeout=300)
+    assert confidence < ocr.RETRY_BELOW and "특례보증" not in automatic
+    [(text, kept_confidence)] = ocr.read_image_scored(image, timeout=300)
+    assert kept_confidence > confidence
+    assert "특례보증" in text and "재해대책자금" in text and "간이신용조사" in text
+
+
 def image_only_pdf() -> bytes:
     """A one-page scan: the real image, saved as a PDF page with no text layer."""
     buffer = io.BytesIO()

@@ -2,10 +2,11 @@
 
 Optional at run time: when the `tesseract` program or its Korean data is missing, `available()` says
 so and the extractors name the pages they could not read instead of failing. `make setup` installs
-both packages where it can (root on Debian); `scripts/install-ocr.sh` does it by hand.
+both packages where it can (`scripts/system-packages.sh`, root on Debian).
 
-Tesseract runs as a child process (no Python binding to compile), one page image on its stdin, text on
-its stdout. PDF pages are rendered by pypdfium2 at 300 dpi, the resolution Tesseract is trained for.
+Tesseract runs as a child process (no Python binding to compile), one page image on its stdin, its text
+and per-word confidences written to a scratch folder. PDF pages are rendered by pypdfium2 at 300 dpi,
+the resolution Tesseract is trained for.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from functools import cache
+from pathlib import Path
 
 from pipeline.errors import BrokenDocument, EmptyDocument, TransientError
 from pipeline.models import Element, ExtractedDocument
@@ -39,22 +41,64 @@ def available() -> bool:
     return missing() is None
 
 
+# Tesseract's automatic layout (--psm 3) sometimes takes a page with a strip of vertical text in its
+# margin for vertical text throughout and returns noise (a leaflet page: mean word confidence 51, "051
+# HO RD …"). Read as one column of text (--psm 4), the same page comes out right (confidence 86). So a
+# page whose confidence is below RETRY_BELOW is read again that way, and the better reading is kept.
+RETRY_BELOW = 70.0
+LAYOUTS = ("3", "4")
+
+
 def read_image(image: bytes, timeout: float = 120.0) -> list[str]:
     """Text of an image file (PNG, JPEG, TIFF, GIF), one string per page (a TIFF may hold several)."""
-    try:
-        done = subprocess.run(
-            ["tesseract", "stdin", "stdout", "-l", LANGUAGES, "--psm", "3"],
-            input=image, capture_output=True, timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        raise TransientError(f"OCR took longer than {timeout:.0f} s on one image") from None
-    if done.returncode != 0:
-        detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise BrokenDocument(f"image cannot be read by OCR: {detail[-1] if detail else 'tesseract failed'}")
-    pages = done.stdout.decode("utf-8", "replace").split("\f")  # Tesseract ends every page with a form feed
-    if len(pages) > 1 and not pages[-1].strip():
-        pages.pop()
+    return [text for text, _ in read_image_scored(image, timeout)]
+
+
+def read_image_scored(image: bytes, timeout: float = 120.0) -> list[tuple[str, float]]:
+    """Each page's text with Tesseract's mean word confidence (0–100, weighted by word length)."""
+    pages = _tesseract(image, LAYOUTS[0], timeout)
+    if any(confidence < RETRY_BELOW for _, confidence in pages):
+        again = _tesseract(image, LAYOUTS[1], timeout)
+        if len(again) == len(pages):
+            pages = [max(first, second, key=lambda page: page[1]) for first, second in zip(pages, again, strict=True)]
     return pages
+
+
+def _tesseract(image: bytes, layout: str, timeout: float) -> list[tuple[str, float]]:
+    """One Tesseract pass writing text and per-word TSV together (one recognition, two renderings)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="hanrag-ocr-") as folder:
+        base = Path(folder) / "page"
+        try:
+            done = subprocess.run(
+                ["tesseract", "stdin", str(base), "-l", LANGUAGES, "--psm", layout, "txt", "tsv"],
+                input=image, capture_output=True, timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            raise TransientError(f"OCR took longer than {timeout:.0f} s on one image") from None
+        if done.returncode != 0:
+            detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise BrokenDocument(f"image cannot be read by OCR: {detail[-1] if detail else 'tesseract failed'}")
+        texts = base.with_suffix(".txt").read_text(encoding="utf-8", errors="replace").split("\f")
+        confidences = _page_confidences(base.with_suffix(".tsv").read_text(encoding="utf-8", errors="replace"))
+    if len(texts) > 1 and not texts[-1].strip():
+        texts.pop()  # Tesseract ends every page with a form feed
+    return [(text, confidences.get(number, 0.0)) for number, text in enumerate(texts, start=1)]
+
+
+def _page_confidences(tsv: str) -> dict[int, float]:
+    """Mean word confidence per page from Tesseract's TSV (level 5 rows are words)."""
+    weighted: dict[int, float] = {}
+    lengths: dict[int, int] = {}
+    for line in tsv.splitlines()[1:]:
+        fields = line.split("\t")
+        if len(fields) < 12 or fields[0] != "5" or not fields[11].strip():
+            continue
+        page, confidence, size = int(fields[1]), float(fields[10]), len(fields[11].strip())
+        weighted[page] = weighted.get(page, 0.0) + max(confidence, 0.0) * size
+        lengths[page] = lengths.get(page, 0) + size
+    return {page: weighted[page] / lengths[page] for page in weighted}
 
 
 def render_pdf_page(page, dpi: int = RENDER_DPI) -> bytes:
