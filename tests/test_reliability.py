@@ -163,7 +163,7 @@ def bad_inputs(folder: Path) -> dict[str, str]:
         "bomb.docx": (zip_bomb("docx"), "too large when unzipped: a Word document (DOCX) of 0.3 MB would expand"),
         "bomb.hwpx": (zip_bomb("hwpx"), "too large when unzipped: an HWPX document"),
         "zero.pdf": (b"", "empty file: there is no text to index"),
-        "truncated.pdf": (tunnel[: len(tunnel) // 3], ""),  # recovered or refused: either, with a reason
+        "truncated.pdf": (tunnel[: len(tunnel) // 3], "broken PDF: the file is damaged or cut short"),
         "long.pdf": (long_pdf(2000), "PDF too long: 2000 pages (the limit is 1000"),
         "actually-a-pdf.docx": ((SAMPLES / BANK).read_bytes(), None),  # the content decides: a PDF
         "photo.pdf": ((FIXTURES / "english-and-korean.png").read_bytes(), None),  # an image: OCR

@@ -38,7 +38,8 @@ def extract_pdf(data: bytes, source: str, options: ExtractOptions) -> ExtractedD
             if options.pdf_password:
                 raise EncryptedDocument("encrypted PDF: the configured password is wrong") from None
             raise EncryptedDocument("encrypted PDF: a password is required") from None
-        raise BrokenDocument(f"broken PDF: {message.split('(')[-1].rstrip(').') or message}") from None
+        detail = message.split("(")[-1].rstrip(").") or message
+        raise BrokenDocument(f"broken PDF: the file is damaged or cut short ({detail})") from None
 
     try:
         page_count = len(pdf)
