@@ -88,7 +88,7 @@ class Settings:
             ),
             search=SearchOptions(
                 fusion=env.get("HANRAG_FUSION", "minmax"),  # type: ignore[arg-type]
-                dense_weight=number("HANRAG_DENSE_WEIGHT", 0.5),
+                dense_weight=number("HANRAG_DENSE_WEIGHT", SearchOptions.dense_weight),
             ),
             embed_batch_size=int(number("HANRAG_EMBED_BATCH", 16)),
             max_file_bytes=int(number("HANRAG_MAX_FILE_MB", 200) * 1024 * 1024),
