@@ -124,6 +124,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_progress() -> bool:
+    """Progress goes to a terminal, or anywhere when HANRAG_PROGRESS=1."""
+    return sys.stderr.isatty() or os.environ.get("HANRAG_PROGRESS") == "1"
+
+
 def _runner(settings: Settings):
     from pipeline.runner import LocalRunner
 
@@ -184,7 +189,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     validate_user_id(args.user)
     files = collect_files(args.paths)
     runner = _runner(settings)
-    progress = BarProgress(enabled=sys.stderr.isatty() or os.environ.get("HANRAG_PROGRESS") == "1")
+    progress = BarProgress(enabled=_show_progress())
     try:
         records = runner.ingest(args.user, files, progress)
     finally:
@@ -376,7 +381,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             turns = [e for e in chat.respond(user, "eval", question) if isinstance(e, ChatTurn)]
             return turns[-1].answer.text
 
-    show = sys.stderr.isatty() or os.environ.get("HANRAG_PROGRESS") == "1"
+    show = _show_progress()
 
     def progress(done: int, total: int) -> None:
         print(f"\r{done}/{total} questions", end="\n" if done == total else "", file=sys.stderr, flush=True)

@@ -97,3 +97,24 @@ def make_runner(home: Path, embedder, **overrides):
     from pipeline.runner import LocalRunner
 
     return LocalRunner.from_settings(Settings(home=home), embedder=embedder, **overrides)
+
+
+def run_cli(home: Path, *args: str) -> tuple[int, str, str]:
+    """Run `hanrag ARGS` in-process against `home`; returns (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from pipeline.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    previous = os.environ.get("HANRAG_HOME")
+    os.environ["HANRAG_HOME"] = str(home)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        if previous is None:
+            os.environ.pop("HANRAG_HOME", None)
+        else:
+            os.environ["HANRAG_HOME"] = previous
+    return code, out.getvalue(), err.getvalue()

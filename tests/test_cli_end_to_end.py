@@ -3,35 +3,21 @@ answers that cite the right file and page, and never see each other's documents.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
-from conftest import AVIATION, BANK, FINTECH, FIXTURES, SAMPLES, TUNNEL
-
-from pipeline.cli import main
+from conftest import AVIATION, BANK, FINTECH, FIXTURES, SAMPLES, TUNNEL, run_cli
 
 pytestmark = pytest.mark.e2e
 
 
 def hanrag(home: Path, *args: str) -> tuple[int, str]:
     """Run `hanrag ARGS` in-process against `home`; returns (exit code, stdout)."""
-    out = io.StringIO()
-    previous = os.environ.get("HANRAG_HOME")
-    os.environ["HANRAG_HOME"] = str(home)
-    try:
-        with contextlib.redirect_stdout(out):
-            code = main(list(args))
-    finally:
-        if previous is None:
-            os.environ.pop("HANRAG_HOME", None)
-        else:
-            os.environ["HANRAG_HOME"] = previous
-    return code, out.getvalue()
+    code, out, _ = run_cli(home, *args)
+    return code, out
 
 
 def as_json_lines(text: str) -> list[dict]:

@@ -3,40 +3,23 @@ scripted LLM, the chart, bad input named by line, and the KorQuAD benchmark on a
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
-import os
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, SAMPLES, TUNNEL, make_runner
+from conftest import FIXTURES, SAMPLES, TUNNEL, make_runner, run_cli
 
 from pipeline import eval_questions as ev
-from pipeline.cli import main
 from pipeline.evaluate import ndcg_at_k, reciprocal_rank, score_rankings
 from pipeline.models import SearchHit
 
 QUESTIONS = FIXTURES / "sample-questions.jsonl"
 
 
-def hanrag(home: Path, *args: str) -> tuple[int, str, str]:
-    """Run `hanrag ARGS` in-process against `home`; returns (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    previous = os.environ.get("HANRAG_HOME")
-    os.environ["HANRAG_HOME"] = str(home)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(list(args))
-    finally:
-        if previous is None:
-            os.environ.pop("HANRAG_HOME", None)
-        else:
-            os.environ["HANRAG_HOME"] = previous
-    return code, out.getvalue(), err.getvalue()
+hanrag = run_cli
 
 
 def sample_questions(source: str | None = None) -> list[dict]:
