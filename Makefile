@@ -13,12 +13,12 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 QUESTION ?= 도로터널 결로 대책 가이드라인은 연장 몇 km 이상의 터널에 적용하나요?
 
-.PHONY: setup dev demo test lint bench clean
+.PHONY: setup dev demo test lint bench clean opensearch opensearch-fetch opensearch-stop
 
 setup: $(STAMP)
 
 # Everything the tests use (AWS and CDK libraries, the pinned CDK CLI, Chromium), without running them.
-dev: $(TESTED)
+dev: $(TESTED) opensearch-fetch
 
 # What the demo needs: the package and its pinned dependencies, and Tesseract for OCR where apt can install it.
 $(STAMP): pyproject.toml requirements.lock
@@ -35,11 +35,22 @@ $(TESTED): $(STAMP) package-lock.json
 	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent || echo "npm ci failed: no CDK CLI"; fi
 	@touch $@
 
+# A pinned OpenSearch node (Maven Central, checksums checked) in .cache/opensearch: assembled once.
+opensearch-fetch:
+	@scripts/opensearch.sh fetch
+
+# A single node on 127.0.0.1:9200 for HANRAG_INDEX=opensearch (the tests start their own on 9201).
+opensearch:
+	@scripts/opensearch.sh start 9200
+
+opensearch-stop:
+	@scripts/opensearch.sh stop 9200
+
 demo: $(STAMP)
 	$(BIN)/hanrag ingest samples --user demo
 	$(BIN)/hanrag ask "$(QUESTION)" --user demo
 
-test: $(TESTED)
+test: $(TESTED) opensearch-fetch
 	$(BIN)/ruff check pipeline chat infra tests bench
 	$(BIN)/python -m pytest
 
@@ -51,4 +62,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/korquad.py
 
 clean:
-	rm -rf $(VENV) .hanrag .pytest_cache
+	rm -rf $(VENV) .hanrag .pytest_cache .cache

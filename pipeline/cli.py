@@ -87,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     delete.add_argument("--json", action="store_true")
     delete.set_defaults(command=cmd_delete)
 
+    reembed = commands.add_parser("reembed", help="move a user's OpenSearch index to the configured embedding model")
+    reembed.add_argument("--user", required=True)
+    reembed.add_argument("--json", action="store_true")
+    reembed.set_defaults(command=cmd_reembed)
+
     check = commands.add_parser("check", help="check the index for consistency (after a crash, say)")
     check.add_argument("--json", action="store_true")
     check.set_defaults(command=cmd_check)
@@ -292,20 +297,35 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.adapters.local.integrity import check_integrity
+    from pipeline.adapters.local.integrity import check_integrity, check_opensearch
 
     runner = _runner(settings)  # opens (and creates, if need be) the index and its tables
     closed = runner.close_interrupted_runs()
-    report = check_integrity(runner.index.db)
+    if settings.index.kind == "opensearch":
+        report = check_opensearch(runner.index, runner.registry.db)
+    else:
+        report = check_integrity(runner.index.db)
     if args.json:
         print(json.dumps({**report.to_dict(), "interrupted_runs_closed": len(closed)}, ensure_ascii=False))
     else:
         for record in closed:
             print(f"closed an interrupted run: {record.user_id} {record.source}")
-        print(f"{settings.database_path}: {report.documents} documents, {report.chunks} chunks")
+        where = settings.index.url if settings.index.kind == "opensearch" else settings.database_path
+        print(f"{where}: {report.documents} documents, {report.chunks} chunks")
         print("\n".join(f"  ✗ {p}" for p in report.problems) or "  ✓ consistent: every chunk has its keyword and "
               "vector rows, no orphans, one version per document, registry and index agree")
     return 0 if report.ok else 1
+
+
+def cmd_reembed(args: argparse.Namespace, settings: Settings) -> int:
+    runner = _runner(settings)
+    count = runner.reembed(args.user, on_document=None if args.json else lambda source: print(f"✓ {source}"))
+    if args.json:
+        print(json.dumps({"user": args.user, "documents": count, "model": runner.embedder.name}, ensure_ascii=False))
+    else:
+        print(f"{args.user}: {count} documents re-embedded with {runner.embedder.name}" if count
+              else f"{args.user}: the index already holds {runner.embedder.name} vectors")
+    return 0
 
 
 def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:

@@ -33,6 +33,25 @@ LLM_KINDS = ("none", "openai", "bedrock", "sagemaker")
 
 
 @dataclass(frozen=True)
+class IndexSettings:
+    """Where the search index lives (HANRAG_INDEX): one SQLite file, or an OpenSearch cluster."""
+
+    kind: str = "sqlite"
+    url: str = "http://127.0.0.1:9200"  # HANRAG_OPENSEARCH_URL (an Amazon OpenSearch domain: https://…)
+    auth: str = "none"  # none, basic (user and password) or sigv4 (AWS credentials, region, service)
+    username: str | None = None
+    password: str | None = None
+    region: str | None = None
+    service: str = "es"  # sigv4: `es` for a managed domain, `aoss` for OpenSearch Serverless
+    timeout: float = 30.0
+    replicas: int = 1
+
+
+INDEX_KINDS = ("sqlite", "opensearch")
+OPENSEARCH_AUTH = ("none", "basic", "sigv4")
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path = Path(".hanrag")
     extract: ExtractOptions = field(default_factory=ExtractOptions)
@@ -46,6 +65,7 @@ class Settings:
     # PDF passwords by "user/source" (one file), "user" (all of a user's files) or "*" (everyone)
     pdf_passwords: dict[str, str] = field(default_factory=dict)
     llm: LLMSettings = field(default_factory=LLMSettings)
+    index: IndexSettings = field(default_factory=IndexSettings)
 
     def pdf_password_for(self, user_id: str, source: str) -> str | None:
         """The most specific password configured for this user's file, else HANRAG_PDF_PASSWORD."""
@@ -96,7 +116,28 @@ class Settings:
             webhook_url=env.get("HANRAG_WEBHOOK_URL") or None,
             pdf_passwords=_passwords(env.get("HANRAG_PDF_PASSWORDS")),
             llm=_llm_settings(env, number),
+            index=_index_settings(env, number),
         )
+
+
+def _index_settings(env: Mapping[str, str], number: Callable[[str, float], float]) -> IndexSettings:
+    kind = (env.get("HANRAG_INDEX") or "sqlite").lower()
+    if kind not in INDEX_KINDS:
+        raise ValueError(f"HANRAG_INDEX must be one of {', '.join(INDEX_KINDS)}, not {kind!r}")
+    auth = (env.get("HANRAG_OPENSEARCH_AUTH") or "none").lower()
+    if auth not in OPENSEARCH_AUTH:
+        raise ValueError(f"HANRAG_OPENSEARCH_AUTH must be one of {', '.join(OPENSEARCH_AUTH)}, not {auth!r}")
+    return IndexSettings(
+        kind=kind,
+        url=env.get("HANRAG_OPENSEARCH_URL") or IndexSettings.url,
+        auth=auth,
+        username=env.get("HANRAG_OPENSEARCH_USER") or None,
+        password=env.get("HANRAG_OPENSEARCH_PASSWORD"),
+        region=env.get("HANRAG_OPENSEARCH_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        service=env.get("HANRAG_OPENSEARCH_SERVICE") or "es",
+        timeout=number("HANRAG_OPENSEARCH_TIMEOUT", IndexSettings.timeout),
+        replicas=int(number("HANRAG_OPENSEARCH_REPLICAS", IndexSettings.replicas)),
+    )
 
 
 def _llm_settings(env: Mapping[str, str], number: Callable[[str, float], float]) -> LLMSettings:

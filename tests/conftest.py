@@ -118,3 +118,48 @@ def run_cli(home: Path, *args: str) -> tuple[int, str, str]:
         else:
             os.environ["HANRAG_HOME"] = previous
     return code, out.getvalue(), err.getvalue()
+
+
+# ---------------------------------------------------------------------------- a real OpenSearch node
+
+OPENSEARCH_PORT = 9201  # not 9200, so a node started by `make opensearch` is left alone
+
+
+class OpenSearchNode:
+    """The node `scripts/opensearch.sh` started for this test session: its URL and process."""
+
+    def __init__(self, port: int, cache: Path) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.pidfile = cache / f"logs-{port}" / "node.pid"
+
+    @property
+    def pid(self) -> int:
+        return int(self.pidfile.read_text().strip())
+
+    def client(self, timeout: float = 30.0):
+        from pipeline.adapters.opensearch import opensearch_client
+
+        return opensearch_client(self.url, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def opensearch_node():
+    """Starts OpenSearch (fetched and assembled by `make dev`) on a fresh data folder, stops it at the
+    end. A node that does not start fails the tests that need it, with the end of its log: in CI no
+    OpenSearch test is skipped."""
+    import shutil
+    import subprocess
+
+    cache = Path(os.environ.get("HANRAG_OPENSEARCH_CACHE", ROOT / ".cache" / "opensearch"))
+    data = cache / f"test-data-{os.getpid()}"
+    script = ROOT / "scripts" / "opensearch.sh"
+    started = subprocess.run([str(script), "start", str(OPENSEARCH_PORT), str(data)],
+                             capture_output=True, text=True, timeout=600)
+    if started.returncode != 0:
+        pytest.fail(f"the OpenSearch node did not start:\n{started.stdout}\n{started.stderr}", pytrace=False)
+    try:
+        yield OpenSearchNode(OPENSEARCH_PORT, cache)
+    finally:
+        subprocess.run([str(script), "stop", str(OPENSEARCH_PORT)], capture_output=True, timeout=120)
+        shutil.rmtree(data, ignore_errors=True)

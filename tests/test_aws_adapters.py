@@ -1,7 +1,5 @@
-"""AWS adapters as data: OpenSearch mappings and queries, SageMaker/Bedrock bodies, SNS messages,
-error translation, and the DynamoDB tables under moto. No OpenSearch server runs in these tests: its
-request bodies are checked here and its behaviour (ranking, isolation, versions) is tested through the
-SQLite index behind the same `SearchIndex` port."""
+"""AWS adapters as data: SageMaker/Bedrock bodies, SNS messages, error translation, and the DynamoDB
+tables under moto. The OpenSearch index is tested against a real node (tests/test_index_contract.py)."""
 
 from __future__ import annotations
 
@@ -13,14 +11,12 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
-from pipeline.adapters.aws import opensearch as osx
 from pipeline.adapters.aws.embedders import BedrockEmbedder, SageMakerEmbedder, cohere_request, titan_request
 from pipeline.adapters.aws.errors import aws_call
 from pipeline.adapters.aws.llm import BedrockLLM, SageMakerLLM, converse_request, tgi_stream_text
 from pipeline.adapters.aws.sns import message_body, message_subject
 from pipeline.errors import InvalidName, TransientError
 from pipeline.models import Chunk, DocumentRef, RunRecord, StageTiming
-from pipeline.stages.index import SearchOptions
 
 REF = DocumentRef("kim", "보도자료.pdf", "a" * 64)
 
@@ -29,129 +25,6 @@ def chunk(i: int, version: str = "a" * 64) -> Chunk:
     return Chunk(chunk_id=f"doc-{i}", document_id=REF.document_id, version=version, source=REF.source,
                  title="지방은행 전환", page_start=i + 1, page_end=i + 1, heading="인가 절차", kind="text",
                  text=f"시중은행 전환 인가 절차 {i}", tokens=10)
-
-
-# ---------------------------------------------------------------------------- OpenSearch bodies
-
-def test_user_index_is_named_after_the_validated_user():
-    assert osx.index_name("kim") == "hanrag-kim"
-    for bad in ("../x", "Kim", "a b", "_all", "*"):
-        with pytest.raises(InvalidName):
-            osx.index_name(bad)
-
-
-def test_index_body_uses_nori_mixed_decompounding_and_an_hnsw_knn_vector():
-    body = osx.index_body(384)
-    analysis = body["settings"]["analysis"]
-    assert analysis["tokenizer"]["korean"] == {"type": "nori_tokenizer", "decompound_mode": "mixed",
-                                               "discard_punctuation": True}
-    assert analysis["analyzer"]["korean"]["tokenizer"] == "korean"
-    assert body["settings"]["index"]["knn"] is True
-    fields = body["mappings"]["properties"]
-    assert fields["text"] == {"type": "text", "analyzer": "korean"}
-    assert fields["vector"]["type"] == "knn_vector" and fields["vector"]["dimension"] == 384
-    assert fields["vector"]["method"]["name"] == "hnsw" and fields["vector"]["method"]["space_type"] == "cosinesimil"
-    assert fields["user_id"] == {"type": "keyword"} and body["mappings"]["dynamic"] == "strict"
-
-
-def test_search_pipeline_normalizes_min_max_with_the_configured_weights():
-    processor = osx.search_pipeline_body(SearchOptions(dense_weight=0.7))["phase_results_processors"][0]
-    normalization = processor["normalization-processor"]
-    assert normalization["normalization"] == {"technique": "min_max"}
-    assert normalization["combination"] == {"technique": "arithmetic_mean", "parameters": {"weights": [0.3, 0.7]}}
-
-
-def test_hybrid_query_filters_both_halves_to_the_user():
-    body = osx.hybrid_query_body("kim", "시중은행 전환 절차", np.ones(4, dtype=np.float32) / 2, k=5)
-    keyword, vector = body["query"]["hybrid"]["queries"]
-    assert keyword["bool"]["filter"] == [{"term": {"user_id": "kim"}}]
-    assert keyword["bool"]["must"][0]["multi_match"]["query"] == "시중은행 전환 절차"
-    assert vector["knn"]["vector"]["filter"] == {"term": {"user_id": "kim"}}
-    assert vector["knn"]["vector"]["vector"] == [0.5] * 4 and body["size"] == 5
-    assert "vector" not in body["_source"]
-
-
-def test_bulk_body_writes_version_qualified_ids_into_the_users_index():
-    lines = osx.bulk_body("kim", [chunk(0), chunk(1)], np.zeros((2, 4), dtype=np.float32), now_ms=1)
-    assert len(lines) == 4
-    assert lines[0] == {"index": {"_index": "hanrag-kim", "_id": f"{'a' * 16}-doc-0"}}
-    assert lines[1]["user_id"] == "kim" and lines[1]["version"] == "a" * 64 and lines[1]["page_start"] == 1
-
-
-def test_old_versions_are_deleted_by_document_and_not_the_new_version():
-    body = osx.delete_older_versions_body("kim", REF.document_id, "b" * 64)
-    assert {"term": {"document_id": REF.document_id}} in body["query"]["bool"]["filter"]
-    assert {"term": {"user_id": "kim"}} in body["query"]["bool"]["filter"]
-    assert body["query"]["bool"]["must_not"] == [{"term": {"version": "b" * 64}}]
-
-
-def _hit(chunk_id: str, version: str, created: int, score: float) -> dict:
-    return {"_score": score, "_source": {
-        "chunk_id": chunk_id, "document_id": REF.document_id, "version": version, "source": REF.source,
-        "title": "t", "page_start": 2, "page_end": 2, "heading": "", "kind": "text", "text": "본문",
-        "created_at": created}}
-
-
-def test_a_reader_between_write_and_delete_sees_only_the_newest_version():
-    response = {"hits": {"hits": [_hit("old-1", "old", 1, 0.9), _hit("new-1", "new", 2, 0.8),
-                                  _hit("old-2", "old", 1, 0.7)]}}
-    hits = osx.newest_version_only(osx.hits_from_response(response))
-    assert [h.chunk_id for h in hits] == ["new-1"] and hits[0].page == 2
-
-
-class FakeOpenSearch:
-    """Records requests; answers like a domain that has no index yet."""
-
-    def __init__(self, bulk_answer: dict | None = None) -> None:
-        self.requests: list[tuple] = []
-        self.created: dict[str, dict] = {}
-        self.bulk_answer = bulk_answer or {"errors": False, "items": []}
-        self.indices = mock.Mock()
-        self.indices.exists.side_effect = lambda index: index in self.created
-        self.indices.create.side_effect = lambda index, body: self.created.setdefault(index, body)
-        self.transport = mock.Mock()
-        self.transport.perform_request.side_effect = self._perform
-
-    def _perform(self, method, url, params=None, body=None):
-        self.requests.append((method, url, params, body))
-        return {"deleted": 3, "hits": {"hits": []}}
-
-    def bulk(self, body, params):
-        self.requests.append(("POST", "/_bulk", params, body))
-        return self.bulk_answer
-
-
-def test_replace_document_creates_the_index_writes_then_deletes_older_versions():
-    client = FakeOpenSearch()
-    index = osx.OpenSearchIndex(client, dim=4)
-    index.replace_document(REF, [chunk(0), chunk(1)], np.zeros((2, 4), dtype=np.float32))
-    assert client.created["hanrag-kim"]["mappings"]["properties"]["vector"]["dimension"] == 4
-    (first, _, bulk_params, _), (method, url, params, body) = client.requests
-    assert first == "POST" and bulk_params == {"refresh": "wait_for"}  # visible before anything is deleted
-    assert (method, url) == ("POST", "/hanrag-kim/_delete_by_query")
-    assert body["query"]["bool"]["must_not"] == [{"term": {"version": REF.version}}]
-    assert index.delete_document("kim", REF.document_id) == 3
-
-
-def test_a_throttled_bulk_write_is_transient_and_a_mapping_error_is_not():
-    throttled = {"errors": True, "items": [{"index": {"status": 429, "error": {"type": "es_rejected_execution"}}}]}
-    with pytest.raises(TransientError, match="rejected 1 chunk"):
-        osx.OpenSearchIndex(FakeOpenSearch(throttled), dim=4).replace_document(
-            REF, [chunk(0)], np.zeros((1, 4), dtype=np.float32))
-    broken = {"errors": True, "items": [{"index": {"status": 400, "error": {"type": "mapper_parsing_exception"}}}]}
-    with pytest.raises(Exception, match="mapper_parsing_exception") as raised:
-        osx.OpenSearchIndex(FakeOpenSearch(broken), dim=4).replace_document(
-            REF, [chunk(0)], np.zeros((1, 4), dtype=np.float32))
-    assert not isinstance(raised.value, TransientError)
-
-
-def test_search_of_a_user_without_documents_is_empty_and_puts_the_pipeline_once():
-    client = FakeOpenSearch()
-    index = osx.OpenSearchIndex(client, dim=4)
-    assert index.hybrid_search("lee", "질문", np.zeros(4), 5) == []
-    index.hybrid_search("lee", "질문", np.zeros(4), 5)
-    puts = [r for r in client.requests if r[0] == "PUT"]
-    assert len(puts) == 1 and puts[0][1] == f"/_search/pipeline/{osx.PIPELINE_NAME}"
 
 
 # ---------------------------------------------------------------------------- embedders and LLMs

@@ -2,29 +2,28 @@
 
 With fine-grained access control on, IAM alone does not let a Lambda role read or write an index;
 the domain's security plugin must map the role to an OpenSearch role. This function runs as the
-domain's master user and (1) creates the `hanrag_pipeline` role — only `hanrag-*` indices and the
-search-pipeline calls — (2) maps the ingest and chat functions' IAM roles to it, and (3) puts the
-hybrid search pipeline. Per-user indices are created later, on first use, by the index stage.
+domain's master user and (1) creates the `hanrag_pipeline` role — only `hanrag-*` indices and aliases —
+and (2) maps the ingest and chat functions' IAM roles to it. Per-user indices and their aliases are
+created later, on first use, by the index stage (`pipeline.adapters.opensearch`); hybrid ranking is
+fused by the client, so the domain needs no search pipeline.
 """
 
 from __future__ import annotations
 
 import os
 
-from pipeline.adapters.aws.opensearch import PIPELINE_NAME, opensearch_client, search_pipeline_body
-from pipeline.stages.index import SearchOptions
+from pipeline.adapters.opensearch import opensearch_client
 
 ROLE = "hanrag_pipeline"
 
 
 def role_body() -> dict:
     return {
-        "cluster_permissions": ["cluster_composite_ops", "cluster:admin/search/pipeline/get",
-                                "cluster:admin/search/pipeline/put"],
+        "cluster_permissions": ["cluster_composite_ops"],  # _msearch, _mget, _bulk, _aliases
         "index_permissions": [{
-            "index_patterns": ["hanrag-*"],
-            "allowed_actions": ["crud", "create_index", "indices:admin/get", "indices:admin/mapping/put",
-                                "indices:monitor/stats"],
+            "index_patterns": ["hanrag-*"],  # `hanrag-<user>` aliases and `hanrag-<user>.<model>.<dim>` indices
+            "allowed_actions": ["crud", "create_index", "delete_index", "manage_aliases", "indices:admin/get",
+                                "indices:admin/refresh", "indices:admin/mapping/put", "indices:monitor/stats"],
         }],
     }
 
@@ -38,10 +37,9 @@ def on_event(event: dict, context) -> dict:
     if event["RequestType"] == "Delete":
         return {"PhysicalResourceId": event.get("PhysicalResourceId", "hanrag-search-setup")}
     props = event["ResourceProperties"]
-    client = opensearch_client(props["Endpoint"], os.environ["AWS_REGION"])
+    endpoint = props["Endpoint"].removeprefix("https://")
+    client = opensearch_client(f"https://{endpoint}", "sigv4", region=os.environ["AWS_REGION"])
     perform = client.transport.perform_request
     perform("PUT", f"/_plugins/_security/api/roles/{ROLE}", body=role_body())
     perform("PUT", f"/_plugins/_security/api/rolesmapping/{ROLE}", body=role_mapping_body(props["RoleArns"]))
-    options = SearchOptions(dense_weight=float(props.get("DenseWeight", 0.5)))
-    perform("PUT", f"/_search/pipeline/{PIPELINE_NAME}", body=search_pipeline_body(options))
     return {"PhysicalResourceId": "hanrag-search-setup"}

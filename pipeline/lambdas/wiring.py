@@ -171,19 +171,22 @@ class Components:
         return self._once("index", self._build_index)
 
     def _build_index(self) -> SearchIndex:
+        from dataclasses import replace
+
+        from pipeline.adapters.index import build_index
+
         s = self.settings
         if s.index == "sqlite":
             from pipeline.adapters.local.database import Database
-            from pipeline.adapters.local.sqlite_index import SqliteIndex
 
             s.pipeline.home.mkdir(parents=True, exist_ok=True)
-            return SqliteIndex(Database(s.pipeline.database_path), s.embed_dim, s.pipeline.search)
-        from pipeline.adapters.aws.opensearch import OpenSearchIndex, opensearch_client
-
+            database = Database(s.pipeline.database_path)
+            return build_index(replace(s.pipeline.index, kind="sqlite"), self.embedder, s.pipeline.search, database)
         if not s.opensearch_endpoint:
             raise ValueError("HANRAG_OPENSEARCH_ENDPOINT is not set: where is the search domain?")
-        client = opensearch_client(s.opensearch_endpoint, s.region)
-        return OpenSearchIndex(client, s.embed_dim, s.pipeline.search, replicas=s.index_replicas)
+        domain = replace(s.pipeline.index, kind="opensearch", url=f"https://{s.opensearch_endpoint.removeprefix('https://')}",
+                         auth="sigv4", region=s.region, service="es", replicas=s.index_replicas)
+        return build_index(domain, self.embedder, s.pipeline.search)
 
     @property
     def llm(self) -> LLM | None:

@@ -6,9 +6,9 @@ share is how two rankings — keyword (BM25) and vector (cosine) — become one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 
@@ -24,17 +24,30 @@ class SearchOptions:
     depth: int = 50  # candidates taken from each ranking before fusion
 
 
+MAX_K = 100  # the most hits one search returns
+
+
+def check_k(k: int) -> int:
+    """Every index refuses a k outside 1..MAX_K with the same message."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
+    return k
+
+
 def index_document(index: SearchIndex, ref: DocumentRef, chunks: Sequence[Chunk], vectors: np.ndarray) -> int:
     """Replace whatever version of the document was searchable with this one; returns chunk count."""
     index.replace_document(ref, chunks, vectors)
     return len(chunks)
 
 
+Key = TypeVar("Key", bound=Hashable)
+
+
 def fuse(
-    keyword: list[tuple[int, float]], vector: list[tuple[int, float]], options: SearchOptions
-) -> list[tuple[int, float]]:
-    """Combine two rankings of rowids into one, best first."""
-    scores: dict[int, float] = {}
+    keyword: list[tuple[Key, float]], vector: list[tuple[Key, float]], options: SearchOptions
+) -> list[tuple[Key, float]]:
+    """Combine two rankings of ids (SQLite rowids, OpenSearch `_id`s) into one, best first."""
+    scores: dict[Key, float] = {}
     if options.fusion == "rrf":
         for ranking in (keyword, vector):
             for rank, (rowid, _) in enumerate(ranking, start=1):

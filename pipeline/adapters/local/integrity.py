@@ -66,3 +66,26 @@ def check_integrity(db: Database) -> IntegrityReport:
             problems.append(f"{problem}: {n}")
     report.documents = _count(db, "SELECT count(*) FROM documents WHERE status = 'active'")
     return report
+
+
+def check_opensearch(index, registry_db: Database) -> IntegrityReport:
+    """The registry's active documents against an OpenSearch index: every document has exactly the
+    version the registry names, with the chunk count it recorded, and the index holds no others."""
+    report = IntegrityReport()
+    users = [r[0] for r in registry_db.execute("SELECT DISTINCT user_id FROM documents")]
+    for user in users:
+        expected = {r[0]: (r[1], r[2]) for r in registry_db.execute(
+            "SELECT document_id, version, chunks FROM documents WHERE user_id = ? AND status = 'active'", (user,))}
+        live = index.live_documents(user)
+        report.documents += len(live)
+        report.chunks += sum(chunks for _, chunks in live.values())
+        for document_id, (version, chunks) in expected.items():
+            if document_id not in live:
+                report.problems.append(f"{user}: document {document_id} is in the registry but not searchable")
+            elif live[document_id] != (version, chunks):
+                report.problems.append(f"{user}: document {document_id} is searchable as version "
+                                       f"{live[document_id][0][:12]} with {live[document_id][1]} chunks; the "
+                                       f"registry has {version[:12]} with {chunks}")
+        for document_id in live.keys() - expected.keys():
+            report.problems.append(f"{user}: document {document_id} is searchable but not in the registry")
+    return report

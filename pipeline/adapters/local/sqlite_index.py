@@ -15,7 +15,8 @@ import numpy as np
 from pipeline.adapters.local.database import Database
 from pipeline.korean import analyze, analyze_many
 from pipeline.models import Chunk, DocumentRef, SearchHit
-from pipeline.stages.index import SearchOptions, fuse
+from pipeline.names import validate_user_id
+from pipeline.stages.index import SearchOptions, check_k, fuse
 
 _HIT_COLUMNS = "chunk_id, document_id, source, title, page_start, page_end, heading, kind, text"
 
@@ -47,6 +48,7 @@ class SqliteIndex:
         concurrent search (WAL snapshot) sees exactly one version."""
         if len(chunks) != len(vectors):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        validate_user_id(ref.user_id)
         terms = analyze_many([c.search_text for c in chunks])  # outside the write lock
         now = time.time()
         with self.db.transaction() as c:
@@ -68,6 +70,7 @@ class SqliteIndex:
                 )
 
     def delete_document(self, user_id: str, document_id: str) -> int:
+        validate_user_id(user_id)
         with self.db.transaction() as c:
             return self._delete(c, user_id, document_id)
 
@@ -108,6 +111,8 @@ class SqliteIndex:
         return [(int(r[0]), 1.0 - float(r[1])) for r in rows]
 
     def hybrid_search(self, user_id: str, query: str, query_vector: np.ndarray, k: int = 10) -> list[SearchHit]:
+        validate_user_id(user_id)
+        check_k(k)
         depth = max(k, self.options.depth)
         keyword = self.keyword_search(user_id, query, depth)
         vector = self.vector_search(user_id, query_vector, depth)
