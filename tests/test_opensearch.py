@@ -187,7 +187,7 @@ def test_a_paused_node_fails_the_write_as_transient_and_the_retry_after_it_resum
     finally:
         os.kill(opensearch_node.pid, signal.SIGCONT)
     assert record.status == "succeeded", record.reason
-    index_stage = next(s for s in record.stages if s.name == "index")
+    index_stage = next(s for s in record.stages if s.stage == "index")
     assert index_stage.attempts == 2 and resumed
     assert searchable(runner.index, user, embedder) == ["2026년 사업 계획: 예산은 300억 원이다."]
     assert runner.index.count(user) == 1

@@ -335,7 +335,9 @@ class OpenSearchIndex:
         failed = [i["index"] for i in items if i.get("index", {}).get("error")]
         first = failed[0]
         reason = first["error"].get("reason", first["error"]) if isinstance(first["error"], dict) else first["error"]
-        message = f"OpenSearch rejected {len(failed)} of {len(items)} chunk(s) of {ref.source}: {reason}"
+        statuses = ", ".join(str(status) for status in sorted({f.get("status", 0) for f in failed}))
+        message = (f"OpenSearch rejected {len(failed)} of {len(items)} chunk(s) of {ref.source} "
+                   f"(HTTP {statuses}): {reason}")
         if any(f.get("status") == 429 or f.get("status", 0) >= 500 for f in failed):
             raise TransientError(message)
         raise PipelineError(message)
