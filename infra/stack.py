@@ -214,7 +214,7 @@ class HanragStack(cdk.Stack):
         self.search_admin = iam.Role(self, "SearchSetupRole",
                                      assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         self.domain = opensearch.Domain(
-            self, "Search", version=opensearch.EngineVersion.OPENSEARCH_3_1,
+            self, "Search", version=opensearch.EngineVersion.OPENSEARCH_3_5,
             capacity=opensearch.CapacityConfig(data_nodes=1, data_node_instance_type="t3.medium.search",
                                                multi_az_with_standby_enabled=False),
             ebs=opensearch.EbsOptions(volume_size=20, volume_type=ec2.EbsDeviceVolumeType.GP3),
