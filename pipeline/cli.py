@@ -447,7 +447,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.adapters.llm import build_llm
 
     llm = build_llm(settings.llm)
-    print(f"hanrag serve: http://{args.host}:{args.port}/  (index {settings.database_path}, "
+    where = settings.index.url if settings.index.kind == "opensearch" else settings.database_path
+    print(f"hanrag serve: http://{args.host}:{args.port}/  (index {where}, "
           f"answers: {settings.llm.kind if llm else 'extractive'})", flush=True)
     serve(settings, args.host, args.port, llm)
     return 0

@@ -238,6 +238,29 @@ def test_a_bulk_request_with_rejected_items_fails_alone_and_its_retry_doubles_no
     index.replace_document(ref, chunks, vectors)  # the same version again, whole
     assert searchable(index, user, embedder) == [f"2026년 사업 계획 예산 {i}쪽" for i in range(3)]
     assert index.count(user) == 3
-    raw = opensearch_node.client().count(index=alias_name(user))["count"]
+    client = opensearch_node.client()
+    client.indices.refresh(index=alias_name(user))
+    raw = client.count(index=alias_name(user))["count"]
     assert raw == 3 + 1  # three chunks and the version pointer: the half-written attempt left nothing behind
 
+
+
+def test_serve_uploads_and_answers_from_opensearch(opensearch_node, embedder, home):
+    from fastapi.testclient import TestClient
+
+    from chat.server import create_app
+    from tests.test_serve import chat, login, wait_for_run
+
+    user = new_user()
+    app = create_app(os_settings(home, opensearch_node), embedder=embedder)
+    with TestClient(app) as client:
+        login(client, user)
+        with (SAMPLES / FINTECH).open("rb") as pdf:
+            queued = client.post("/api/documents", files=[("files", (FINTECH, pdf, "application/pdf"))])
+        assert queued.status_code == 202
+        run = wait_for_run(client, queued.json()["runs"][0]["run_id"])
+        assert run["status"] == "succeeded", run
+        final = chat(client, "s1", "핀테크 혁신펀드 2호 펀드는 얼마 규모로 조성되나요?")[-1][1]
+        assert "5,000억원" in final["answer"]
+        assert final["citations"][0]["source"] == FINTECH and final["citations"][0]["page"] == 2
+    assert opensearch_node.client().indices.exists_alias(name=alias_name(user))

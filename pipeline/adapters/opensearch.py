@@ -324,11 +324,12 @@ class OpenSearchIndex:
         current = self._pointers(index, [ref.document_id]).get(ref.document_id)
         previous = None if current is None else (
             current["version"] if current["version"] != ref.version else current.get("previous"))
+        # pointers are read with real-time gets and stale chunks are hidden by them: no refresh needed
         self._request("switch version", "PUT", f"/{index}/_doc/{pointer_id(ref.document_id)}",
-                      body=pointer_body(ref, previous, now_ms), params={"refresh": "true"})
+                      body=pointer_body(ref, previous, now_ms))
         self._request("delete older versions", "POST", f"/{index}/_delete_by_query",
                       body=stale_chunks_body(ref.user_id, ref.document_id, ref.version),
-                      params={"refresh": "true", "conflicts": "proceed"})
+                      params={"conflicts": "proceed"})
 
     @staticmethod
     def _raise_rejected(ref: DocumentRef, items: list[dict]) -> None:
@@ -350,14 +351,12 @@ class OpenSearchIndex:
         from opensearchpy.exceptions import NotFoundError
 
         try:
-            self._request("delete pointer", "DELETE", f"/{target}/_doc/{pointer_id(document_id)}",
-                          params={"refresh": "true"})
+            self._request("delete pointer", "DELETE", f"/{target}/_doc/{pointer_id(document_id)}")
         except PipelineError as error:
             if not isinstance(error.__cause__, NotFoundError):
                 raise
         answer = self._request("delete document", "POST", f"/{target}/_delete_by_query",
-                               body=document_chunks_body(user_id, document_id),
-                               params={"refresh": "true", "conflicts": "proceed"})
+                               body=document_chunks_body(user_id, document_id), params={"conflicts": "proceed"})
         return int(answer.get("deleted", 0))
 
     # ------------------------------------------------------------------ reads
@@ -416,6 +415,7 @@ class OpenSearchIndex:
         target = self.alias_target(user_id)
         if target is None:
             return {}
+        self._request("refresh", "POST", f"/{target}/_refresh")  # what a search sees is what a reader sees
         pointers = _call("read pointers", self.client.search, index=target, body={
             "size": 10000, "_source": ["document_id", "version"], "query": {"term": {"kind": POINTER}}})
         counts = _call("count chunks", self.client.search, index=target, body={
