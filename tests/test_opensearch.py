@@ -23,6 +23,7 @@ from pipeline.config import IndexSettings, Settings
 from pipeline.errors import PipelineError, TransientError
 from pipeline.models import Chunk, DocumentRef
 from pipeline.runner import LocalRunner
+from pipeline.stages.index import SearchOptions
 
 
 def tokens(client, text: str, **analyzer) -> list[str]:
@@ -264,3 +265,72 @@ def test_serve_uploads_and_answers_from_opensearch(opensearch_node, embedder, ho
         assert "5,000억원" in final["answer"]
         assert final["citations"][0]["source"] == FINTECH and final["citations"][0]["page"] == 2
     assert opensearch_node.client().indices.exists_alias(name=alias_name(user))
+
+
+# ---------------------------------------------------------------------------------------- auth
+
+class HeaderRecorder:
+    """A loopback HTTP server that answers like OpenSearch's root endpoint and keeps each request's headers."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        seen = self.headers = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the http.server API
+                seen.append(dict(self.headers))
+                body = json.dumps({"version": {"number": "3.5.0", "distribution": "opensearch"}}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_basic_and_sigv4_auth_sign_every_request(monkeypatch):
+    from pipeline.adapters.index import build_index
+
+    recorder = HeaderRecorder()
+    try:
+        basic = IndexSettings(kind="opensearch", url=recorder.url, auth="basic", username="team", password="s3cret")
+        build_index(basic, FakeDim(), SearchOptions()).client.info()
+        assert recorder.headers[-1]["Authorization"] == "Basic dGVhbTpzM2NyZXQ="  # team:s3cret
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+        sigv4 = IndexSettings(kind="opensearch", url=recorder.url, auth="sigv4", region="ap-northeast-2")
+        build_index(sigv4, FakeDim(), SearchOptions()).client.info()
+        signed = recorder.headers[-1]["Authorization"]
+        assert signed.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+        assert "/ap-northeast-2/es/aws4_request" in signed and "x-amz-date" in {h.lower() for h in recorder.headers[-1]}
+    finally:
+        recorder.server.shutdown()
+    with pytest.raises(ValueError, match="needs a region"):
+        build_index(IndexSettings(kind="opensearch", auth="sigv4", region=None), FakeDim(), SearchOptions())
+    with pytest.raises(ValueError, match="HANRAG_OPENSEARCH_USER"):
+        build_index(IndexSettings(kind="opensearch", auth="basic"), FakeDim(), SearchOptions())
+
+
+class FakeDim:
+    """Only the name and size of a model: these tests never embed."""
+
+    name, dim = "m", 4
+
+
+def test_settings_read_the_index_from_the_environment():
+    settings = Settings.from_env({"HANRAG_INDEX": "opensearch", "HANRAG_OPENSEARCH_URL": "https://search.example:443",
+                                  "HANRAG_OPENSEARCH_AUTH": "sigv4", "AWS_REGION": "ap-northeast-2"})
+    assert (settings.index.kind, settings.index.url, settings.index.auth, settings.index.region) == (
+        "opensearch", "https://search.example:443", "sigv4", "ap-northeast-2")
+    assert Settings.from_env({}).index.kind == "sqlite"
+    with pytest.raises(ValueError, match="HANRAG_INDEX must be one of sqlite, opensearch"):
+        Settings.from_env({"HANRAG_INDEX": "elastic"})
+    with pytest.raises(ValueError, match="HANRAG_OPENSEARCH_AUTH must be one of"):
+        Settings.from_env({"HANRAG_OPENSEARCH_AUTH": "token"})
