@@ -30,7 +30,9 @@ ARTIFACTS=(
 )
 
 fetch() {
-  local stamp="$HOME_DIR/.assembled-$(cat infra/opensearch/analysis-nori/pom.xml infra/opensearch/analysis-nori/src -r 2>/dev/null | cksum | cut -d' ' -f1)"
+  # assembled once per version of this script and of the nori plugin's source
+  local stamp="$HOME_DIR/.assembled-$(find scripts/opensearch.sh infra/opensearch/analysis-nori/pom.xml infra/opensearch/analysis-nori/src \
+    -type f | sort | xargs cat | cksum | cut -d' ' -f1)"
   [[ -f "$stamp" ]] && return 0
   [[ -x "$JAVA_HOME/bin/java" ]] || { echo "opensearch: Java 21+ is needed at $JAVA_HOME (set HANRAG_OPENSEARCH_JAVA_HOME)" >&2; exit 1; }
   mkdir -p "$CACHE/downloads"
