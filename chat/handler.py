@@ -12,8 +12,9 @@ prefix `uploads/<sub>/`), never anything in the request body:
 Why a WebSocket: the Python Lambda runtime cannot stream an HTTP response body, and a WebSocket lets
 the function push each piece of the answer (`post_to_connection`) as the LLM writes it.
 
-One question: history of the session → standalone query (chat.rewrite) → the user's own index
-(chat.retrieve) → answer (chat.answer) → both turns saved in the DynamoDB history table.
+One question is one `chat.service.ChatService.respond`, as in `hanrag serve`: history of the session →
+summary request or standalone query → the user's own index → answer (extractive when the LLM
+fails) → both turns saved in the DynamoDB history table.
 """
 
 from __future__ import annotations
@@ -29,20 +30,17 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chat.answer import AnswerEvent, stream_answer
-from chat.history import validate_session_id, within_budget
+from chat.history import validate_session_id
 from chat.retrieve import Retriever
-from chat.rewrite import standalone_query
-from pipeline.errors import InvalidName
+from chat.service import ChatService, ChatTurn
+from pipeline.definition import Env
+from pipeline.errors import InvalidName, PipelineError
 from pipeline.lambdas.wiring import components
 from pipeline.names import validate_user_id
 
 logger = Logger(service="hanrag-chat")
 metrics = Metrics(namespace="hanrag", service="chat")
 tracer = Tracer(service="hanrag-chat")
-
-HISTORY_TOKENS = 1500  # how much of the conversation the model sees
-MAX_QUESTION_CHARS = 2000
 
 
 class Unauthorized(Exception):
@@ -65,33 +63,22 @@ def user_from_websocket(event: dict) -> str:
 
 # ---------------------------------------------------------------------------- one question
 
-def ask(user_id: str, session_id: str, question: str, k: int = 5) -> Iterator[AnswerEvent]:
-    """Stream the answer to `question` in the user's session, and keep both turns in the history."""
-    question = question.strip()
-    if not question or len(question) > MAX_QUESTION_CHARS:
-        raise InvalidName(f"a question has 1–{MAX_QUESTION_CHARS} characters")
+def chat_service() -> ChatService:
+    """The same `ChatService` as `hanrag serve`, over this container's adapters: the same limits,
+    errors, summary requests and LLM fallback."""
     c = components()
+    return ChatService(Retriever(c.embedder, c.index), c.history, c.registry, c.llm)
+
+
+def ask(user_id: str, session_id: str, question: str) -> Iterator[dict]:
+    """The answer's messages: `{"type": "token"}` pieces as it is written, then one `{"type": "final"}`."""
     started = time.perf_counter()
-    history = c.history.turns(user_id, session_id)
-    query = standalone_query(question, history, c.llm)
-    hits = Retriever(c.embedder, c.index).search(user_id, query, k)
-    final = None
-    for event in stream_answer(question, hits, c.llm, within_budget(history, HISTORY_TOKENS)):
-        if event.kind == "final":
-            final = event.answer
-        yield event
-    assert final is not None
-    citations = [citation.to_dict() for citation in final.citations]
-    c.history.append(user_id, session_id, "user", question)
-    c.history.append(user_id, session_id, "assistant", final.text, citations)
+    for event in chat_service().respond(user_id, session_id, question):
+        if isinstance(event, ChatTurn):
+            yield {"type": "final", "session_id": session_id, **event.to_dict()}
+        else:
+            yield {"type": "token", "text": event}
     metrics.add_metric(name="ChatLatency", unit=MetricUnit.Seconds, value=round(time.perf_counter() - started, 3))
-
-
-def _event_message(event: AnswerEvent) -> dict:
-    if event.kind == "token":
-        return {"type": "token", "text": event.text}
-    assert event.answer is not None
-    return {"type": "final", **event.answer.to_dict()}
 
 
 # ---------------------------------------------------------------------------- HTTP API
@@ -117,8 +104,8 @@ def _routes(event: dict, user_id: str) -> dict:
     if route == "POST /ask":
         body = json.loads(event.get("body") or "{}")
         session_id = validate_session_id(body.get("session_id") or uuid.uuid4().hex)
-        final = [e for e in ask(user_id, session_id, str(body.get("question", ""))) if e.kind == "final"][0]
-        return _response(200, {"session_id": session_id, **_event_message(final)})
+        final = [m for m in ask(user_id, session_id, str(body.get("question", ""))) if m["type"] == "final"][0]
+        return _response(200, final)
     return _response(404, {"error": f"no route {route!r}"})
 
 
@@ -130,7 +117,7 @@ def http_handler(event: dict, context) -> dict:
         return _routes(event, user_from_http(event))
     except Unauthorized as error:
         return _response(401, {"error": str(error)})
-    except (InvalidName, ValueError) as error:
+    except (PipelineError, ValueError) as error:
         return _response(400, {"error": str(error)})
 
 
@@ -174,13 +161,12 @@ def handle_message(event: dict, send: Callable[[dict], None]) -> dict:
         user_id = user_from_websocket(event)
         body = json.loads(event.get("body") or "{}")
         session_id = validate_session_id(body.get("session_id") or uuid.uuid4().hex)
-        for answer_event in ask(user_id, session_id, str(body.get("question", ""))):
-            message = _event_message(answer_event)
-            send({**message, "session_id": session_id} if message["type"] == "final" else message)
+        for message in ask(user_id, session_id, str(body.get("question", ""))):
+            send(message)
     except Unauthorized as error:
         send({"type": "error", "error": str(error)})
         return {"statusCode": 401}
-    except (InvalidName, ValueError) as error:
+    except (PipelineError, ValueError) as error:
         send({"type": "error", "error": str(error)})
         return {"statusCode": 400}
     return {"statusCode": 200}
@@ -243,5 +229,5 @@ def _policy(principal: str, effect: str, resource: str, context: dict) -> dict:
 
 @logger.inject_lambda_context(clear_state=True)
 def authorizer_handler(event: dict, context) -> dict:
-    issuer, client_id = os.environ["HANRAG_COGNITO_ISSUER"], os.environ["HANRAG_COGNITO_CLIENT_ID"]
+    issuer, client_id = os.environ[Env.COGNITO_ISSUER], os.environ[Env.COGNITO_CLIENT_ID]
     return authorize(event, issuer, client_id, cognito_signing_key(issuer))

@@ -1,11 +1,19 @@
 # One image for every hanrag Lambda function; each function sets its own handler (CMD) in infra/stack.py.
 # An image, not a zip: the pipeline's dependencies (Kiwi's model, numpy, pdfium, ...) unzip to more
 # than the 250 MB a zip function with layers may hold. `cdk deploy` builds it with Docker.
-FROM public.ecr.aws/lambda/python:3.12
+#
+# Debian with the Lambda runtime interface client, not public.ecr.aws/lambda/python:3.12: that image's
+# Amazon Linux 2023 packages no Tesseract, and a scanned PDF must be read on AWS as it is locally
+# (same OCR default: on). Debian's tesseract-ocr-kor is the package `pipeline.stages.extract.ocr` names.
+FROM public.ecr.aws/docker/library/python:3.12-slim-bookworm
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-kor \
+    && rm -rf /var/lib/apt/lists/*
+ENV LAMBDA_TASK_ROOT=/var/task
 WORKDIR ${LAMBDA_TASK_ROOT}
 COPY pyproject.toml requirements.lock README.md ./
 COPY pipeline ./pipeline
 COPY chat ./chat
 COPY infra/__init__.py ./infra/__init__.py
-RUN pip install --no-cache-dir -c requirements.lock ".[aws]" && rm -rf /root/.cache
-ENV HANRAG_OCR=0
+RUN pip install --no-cache-dir -c requirements.lock ".[aws]" "awslambdaric==4.2.2" && rm -rf /root/.cache
+ENTRYPOINT ["python", "-m", "awslambdaric"]

@@ -2,7 +2,8 @@
 and a chat API behind Cognito. Constructs only; the logic lives in `pipeline/` and `chat/`.
 
 The state machine is built from `pipeline.definition.STAGES`: the stage order, each stage's retry
-policy and its timeout come from there, so the local runner and the cloud cannot drift.
+policy, timeout, handler, which stage fans out and the state's field names come from there, so the
+local runner and the cloud cannot drift. This module imports nothing else of the pipeline.
 """
 
 from __future__ import annotations
@@ -34,8 +35,19 @@ import aws_cdk.aws_stepfunctions_tasks as tasks
 import aws_cdk.custom_resources as cr
 from constructs import Construct
 
-from pipeline.definition import STAGES, RetryPolicy, Stage
-from pipeline.lambdas.ingest import HANDLERS
+from pipeline.definition import (
+    CHAT_AUTHORIZER_HANDLER,
+    CHAT_HTTP_HANDLER,
+    CHAT_WEBSOCKET_HANDLER,
+    DELETE_HANDLER,
+    RECORD_FAILURE_HANDLER,
+    SEARCH_SETUP_HANDLER,
+    STAGES,
+    Env,
+    RetryPolicy,
+    Stage,
+    StateField,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 UPLOAD_PREFIX = "uploads/"
@@ -253,31 +265,31 @@ class HanragStack(cdk.Stack):
 
     def _functions(self) -> None:
         env = {
-            "HANRAG_BUCKET": self.bucket.bucket_name,
-            "HANRAG_DOCUMENTS_TABLE": self.documents.table_name,
-            "HANRAG_RUNS_TABLE": self.runs.table_name,
-            "HANRAG_HISTORY_TABLE": self.history.table_name,
-            "HANRAG_IDEMPOTENCY_TABLE": self.idempotency.table_name,
-            "HANRAG_TOPIC_ARN": self.topic.topic_arn,
-            "HANRAG_EMBEDDER": self.embedder_kind.value_as_string,
-            "HANRAG_EMBED_ENDPOINT": self.embed_endpoint,
-            "HANRAG_EMBED_DIM": self.embed_dim.value_as_string,
-            "HANRAG_BEDROCK_EMBED_MODEL": self.bedrock_embed_model.value_as_string,
-            "HANRAG_INDEX": "opensearch",
-            "HANRAG_OPENSEARCH_ENDPOINT": self.domain.domain_endpoint,
-            "HANRAG_INDEX_REPLICAS": "0",  # one data node: a replica could never be placed
-            "HANRAG_LLM": self.llm_kind.value_as_string,
-            "HANRAG_LLM_MODEL": self.llm_model.value_as_string,
+            Env.BUCKET: self.bucket.bucket_name,
+            Env.DOCUMENTS_TABLE: self.documents.table_name,
+            Env.RUNS_TABLE: self.runs.table_name,
+            Env.HISTORY_TABLE: self.history.table_name,
+            Env.IDEMPOTENCY_TABLE: self.idempotency.table_name,
+            Env.TOPIC_ARN: self.topic.topic_arn,
+            Env.EMBEDDER: self.embedder_kind.value_as_string,
+            Env.EMBED_ENDPOINT: self.embed_endpoint,
+            Env.EMBED_DIM: self.embed_dim.value_as_string,
+            Env.BEDROCK_EMBED_MODEL: self.bedrock_embed_model.value_as_string,
+            Env.INDEX: "opensearch",
+            Env.OPENSEARCH_ENDPOINT: self.domain.domain_endpoint,
+            Env.INDEX_REPLICAS: "0",  # one data node: a replica could never be placed
+            Env.LLM: self.llm_kind.value_as_string,
+            Env.LLM_MODEL: self.llm_model.value_as_string,
             "POWERTOOLS_METRICS_NAMESPACE": "hanrag",
         }
         self.function_env = env
         self.stage_functions: dict[str, lambda_.Function] = {}
         for stage in STAGES:
             self.stage_functions[stage.name] = self._function(
-                f"{stage.name.capitalize()}Function", HANDLERS[stage.name], MEMORY[stage.name],
+                f"{stage.name.capitalize()}Function", stage.handler, MEMORY[stage.name],
                 stage.timeout_seconds, env)
-        self.record_failure = self._function("RecordFailureFunction", HANDLERS["record_failure"], 256, 60, env)
-        self.delete_function = self._function("DeleteFunction", HANDLERS["delete"], 1024, 120, env)
+        self.record_failure = self._function("RecordFailureFunction", RECORD_FAILURE_HANDLER, 256, 60, env)
+        self.delete_function = self._function("DeleteFunction", DELETE_HANDLER, 1024, 120, env)
         f = self.stage_functions
         # least privilege: each function gets exactly what its stage touches
         # extract reads uploads; delete and the failure recorder only ask whether a key still exists
@@ -372,28 +384,29 @@ class HanragStack(cdk.Stack):
     def _state_machine(self) -> None:
         record_failure = tasks.LambdaInvoke(
             self, "RecordFailure", lambda_function=self.record_failure, payload_response_only=True,
-            result_path="$.failure")
+            result_path=f"$.{StateField.FAILURE}")
         record_failure.add_retry(errors=TRANSIENT_ERRORS, max_attempts=3, interval=cdk.Duration.seconds(2),
                                  backoff_rate=2.0)
         failed = sfn.Fail(self, "DocumentFailed", error="DocumentFailed",
-                          cause_path="$.failure.reason")
+                          cause_path=f"$.{StateField.FAILURE}.reason")
         record_failure.next(failed)
 
         def catch(state: sfn.TaskStateBase | sfn.Map, stage: str) -> None:
             mark = sfn.Pass(self, f"FailedAt{stage.capitalize()}", result=sfn.Result.from_string(stage),
-                            result_path="$.failed_stage")
+                            result_path=f"$.{StateField.FAILED_STAGE}")
             mark.next(record_failure)
-            state.add_catch(mark, errors=["States.ALL"], result_path="$.error")
+            state.add_catch(mark, errors=["States.ALL"], result_path=f"$.{StateField.ERROR}")
 
         steps: list[sfn.IChainable] = []
         for stage in STAGES:
-            if stage.name == "embed":
-                embed = self._task(stage)
+            if stage.fans_out:
+                f = StateField
                 fan_out = sfn.Map(
-                    self, "EmbedBatches", items_path="$.batches", max_concurrency=4, result_path="$.embedded",
-                    item_selector={"upload.$": "$.upload", "ref.$": "$.ref", "artifacts.$": "$.artifacts",
-                                   "batch.$": "$$.Map.Item.Value"})
-                fan_out.item_processor(embed)
+                    self, f"{stage.name.capitalize()}Batches", items_path=f"$.{f.BATCHES}", max_concurrency=4,
+                    result_path=f"$.{f.EMBEDDED}",
+                    item_selector={f"{f.UPLOAD}.$": f"$.{f.UPLOAD}", f"{f.REF}.$": f"$.{f.REF}",
+                                   f"{f.ARTIFACTS}.$": f"$.{f.ARTIFACTS}", f"{f.BATCH}.$": "$$.Map.Item.Value"})
+                fan_out.item_processor(self._task(stage))
                 catch(fan_out, stage.name)
                 steps.append(fan_out)
             else:
@@ -403,7 +416,7 @@ class HanragStack(cdk.Stack):
 
         unchanged = sfn.Succeed(self, "Unchanged", comment="same content as the current version")
         after_extract = sfn.Choice(self, "ChangedSinceLastIngest") \
-            .when(sfn.Condition.boolean_equals("$.skipped", True), unchanged)
+            .when(sfn.Condition.boolean_equals(f"$.{StateField.SKIPPED}", True), unchanged)
         rest = sfn.Chain.start(steps[1])
         for step in steps[2:]:
             rest = rest.next(step)
@@ -441,7 +454,7 @@ class HanragStack(cdk.Stack):
         setup = lambda_.DockerImageFunction(
             self, "SearchSetupFunction", role=self.search_admin,
             code=lambda_.DockerImageCode.from_image_asset(
-                str(ROOT), file="infra/lambda.Dockerfile", cmd=["pipeline.lambdas.search_setup.on_event"],
+                str(ROOT), file="infra/lambda.Dockerfile", cmd=[SEARCH_SETUP_HANDLER],
                 exclude=IMAGE_EXCLUDES, platform=ecr_assets.Platform.LINUX_AMD64),
             timeout=cdk.Duration.minutes(2), memory_size=512, tracing=lambda_.Tracing.ACTIVE,
             log_group=logs.LogGroup(self, "SearchSetupLogs", retention=logs.RetentionDays.ONE_MONTH,
@@ -482,12 +495,11 @@ class HanragStack(cdk.Stack):
             id_token_validity=cdk.Duration.hours(1), access_token_validity=cdk.Duration.hours(1))
         issuer = f"https://cognito-idp.{self.region}.amazonaws.com/{self.users.user_pool_id}"
 
-        chat_env = {**self.function_env, "HANRAG_COGNITO_ISSUER": issuer,
-                    "HANRAG_COGNITO_CLIENT_ID": self.client.user_pool_client_id}
-        self.chat_http = self._function("ChatHttpFunction", "chat.handler.http_handler", 2048, 29, chat_env)
-        self.chat_ws = self._function("ChatWebSocketFunction", "chat.handler.websocket_handler", 2048, 120, chat_env)
-        self.authorizer_fn = self._function("ChatAuthorizerFunction", "chat.handler.authorizer_handler", 512, 10,
-                                            chat_env)
+        chat_env = {**self.function_env, Env.COGNITO_ISSUER: issuer,
+                    Env.COGNITO_CLIENT_ID: self.client.user_pool_client_id}
+        self.chat_http = self._function("ChatHttpFunction", CHAT_HTTP_HANDLER, 2048, 29, chat_env)
+        self.chat_ws = self._function("ChatWebSocketFunction", CHAT_WEBSOCKET_HANDLER, 2048, 120, chat_env)
+        self.authorizer_fn = self._function("ChatAuthorizerFunction", CHAT_AUTHORIZER_HANDLER, 512, 10, chat_env)
         for function in (self.chat_http, self.chat_ws, self.authorizer_fn):
             self._ack_function(function)
         for function in (self.chat_http, self.chat_ws):

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.definition import Env
 from pipeline.stages.chunk import ChunkOptions
 from pipeline.stages.extract import ExtractOptions
 from pipeline.stages.index import SearchOptions
@@ -57,7 +58,8 @@ class Settings:
     extract: ExtractOptions = field(default_factory=ExtractOptions)
     chunk: ChunkOptions = field(default_factory=ChunkOptions)
     search: SearchOptions = field(default_factory=SearchOptions)
-    embed_batch_size: int = 16
+    embed_batch_size: int = 16  # texts per call to the embedder
+    embed_batch_chunks: int = 64  # chunks per item of the embed fan-out (one Lambda call on AWS)
     summary_sentences: int = 5
     max_file_bytes: int = 200 * 1024 * 1024
     max_seconds_per_file: float = 1800.0
@@ -111,6 +113,7 @@ class Settings:
                 dense_weight=number("HANRAG_DENSE_WEIGHT", SearchOptions.dense_weight),
             ),
             embed_batch_size=int(number("HANRAG_EMBED_BATCH", 16)),
+            embed_batch_chunks=int(number(Env.EMBED_BATCH_CHUNKS, 64)),
             max_file_bytes=int(number("HANRAG_MAX_FILE_MB", 200) * 1024 * 1024),
             max_seconds_per_file=number("HANRAG_MAX_SECONDS", 1800),
             webhook_url=env.get("HANRAG_WEBHOOK_URL") or None,
@@ -121,7 +124,7 @@ class Settings:
 
 
 def _index_settings(env: Mapping[str, str], number: Callable[[str, float], float]) -> IndexSettings:
-    kind = (env.get("HANRAG_INDEX") or "sqlite").lower()
+    kind = (env.get(Env.INDEX) or "sqlite").lower()
     if kind not in INDEX_KINDS:
         raise ValueError(f"HANRAG_INDEX must be one of {', '.join(INDEX_KINDS)}, not {kind!r}")
     auth = (env.get("HANRAG_OPENSEARCH_AUTH") or "none").lower()
@@ -141,15 +144,15 @@ def _index_settings(env: Mapping[str, str], number: Callable[[str, float], float
 
 
 def _llm_settings(env: Mapping[str, str], number: Callable[[str, float], float]) -> LLMSettings:
-    kind = (env.get("HANRAG_LLM") or "none").lower()
+    kind = (env.get(Env.LLM) or "none").lower()
     if kind not in LLM_KINDS:
         raise ValueError(f"HANRAG_LLM must be one of {', '.join(LLM_KINDS)}, not {kind!r}")
     return LLMSettings(
         kind=kind,
         url=env.get("HANRAG_LLM_URL") or None,
-        model=env.get("HANRAG_LLM_MODEL") or None,
+        model=env.get(Env.LLM_MODEL) or None,
         api_key=env.get("HANRAG_LLM_API_KEY") or None,
-        endpoint=env.get("HANRAG_LLM_ENDPOINT") or None,
+        endpoint=env.get(Env.LLM_ENDPOINT) or None,
         timeout=number("HANRAG_LLM_TIMEOUT", 120),
     )
 

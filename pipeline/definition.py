@@ -1,12 +1,25 @@
-"""The ingestion pipeline as data: stage order and retry policy.
+"""The ingestion pipeline as data: stage order, retry and failure policy, handler names, state fields.
 
-Both runners read this module: the local runner (`pipeline.runner`) calls the stages in this order
-with these retries, and the AWS state machine is built from the same list, so the two cannot drift.
+Both runners read this module: the local runner (`pipeline.runner`) calls the steps in this order
+with these retries, and the AWS state machine (`infra/stack.py`) is built from the same list, so
+the two cannot drift. Whatever used to be decided by a stage's name in code (which stage fans out,
+which failure only warns) is a field here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+FailurePolicy = Literal["fail", "warn"]
+
+# Besides our own TransientError (`retryable = True`), failures of the network or the OS are worth
+# another attempt.
+RETRYABLE: tuple[type[BaseException], ...] = (TimeoutError, ConnectionError)
+
+# Warnings ride in the Step Functions state (256 KiB limit) and in every run record: both runners
+# keep the first ones.
+MAX_WARNINGS = 20
 
 
 @dataclass(frozen=True)
@@ -32,6 +45,15 @@ class Stage:
     description: str
     retry: RetryPolicy = RetryPolicy()
     timeout_seconds: int = 900
+    # "fail": the run fails with the reason (the previous version stays current); "warn": the stage
+    # falls back after its last attempt and the run goes on with a warning.
+    on_failure: FailurePolicy = "fail"
+    fans_out: bool = False  # one call per item of the state's `batches` (a Step Functions Map)
+
+    @property
+    def handler(self) -> str:
+        """The Lambda handler that runs this stage (the function's image command)."""
+        return f"{INGEST_MODULE}.{self.name}_handler"
 
 
 NO_RETRY = RetryPolicy(max_attempts=1)
@@ -41,13 +63,64 @@ REMOTE_RETRY = RetryPolicy(max_attempts=4, interval_seconds=2.0, backoff_rate=2.
 STAGES: tuple[Stage, ...] = (
     Stage("extract", "file → ordered text blocks and tables per page", NO_RETRY, timeout_seconds=900),
     Stage("chunk", "text → token-sized chunks on Korean sentence boundaries", NO_RETRY, 300),
-    Stage("embed", "chunks → vectors (passage prefix)", REMOTE_RETRY, 900),
+    Stage("embed", "chunks → vectors (passage prefix)", REMOTE_RETRY, 900, fans_out=True),
     Stage("index", "replace the document's chunks in the user's index", REMOTE_RETRY, 300),
-    Stage("summarize", "a short summary in the document's language", REMOTE_RETRY, 300),
-    Stage("notify", "store and announce the run record", REMOTE_RETRY, 60),
+    # the new version is searchable by now: a failing LLM costs the summary its prose, not the run
+    Stage("summarize", "a short summary in the document's language", REMOTE_RETRY, 300, on_failure="warn"),
+    Stage("notify", "store and announce the run record", REMOTE_RETRY, 60, on_failure="warn"),
 )
 
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
+
+INGEST_MODULE = "pipeline.lambdas.ingest"
+RECORD_FAILURE_HANDLER = f"{INGEST_MODULE}.record_failure_handler"
+DELETE_HANDLER = f"{INGEST_MODULE}.delete_handler"
+CHAT_HTTP_HANDLER = "chat.handler.http_handler"
+CHAT_WEBSOCKET_HANDLER = "chat.handler.websocket_handler"
+CHAT_AUTHORIZER_HANDLER = "chat.handler.authorizer_handler"
+SEARCH_SETUP_HANDLER = "pipeline.lambdas.search_setup.on_event"
+
+
+class StateField:
+    """Top-level keys of the ingestion state (`pipeline.models.IngestState.to_dict`), which the state
+    machine's JSON paths name."""
+
+    UPLOAD = "upload"
+    REF = "ref"
+    RUN = "run"
+    ARTIFACTS = "artifacts"
+    SKIPPED = "skipped"
+    BATCHES = "batches"  # the fan-out stage's items
+    BATCH = "batch"  # one item, as the fan-out stage receives it
+    EMBEDDED = "embedded"  # the fan-out stage's results
+    ERROR = "error"
+    FAILED_STAGE = "failed_stage"
+    FAILURE = "failure"
+
+
+class Env:
+    """Environment variable names, spelled once: `infra/stack.py` sets them, `pipeline.config` and
+    `pipeline.lambdas.wiring` read them."""
+
+    BUCKET = "HANRAG_BUCKET"
+    DOCUMENTS_TABLE = "HANRAG_DOCUMENTS_TABLE"
+    RUNS_TABLE = "HANRAG_RUNS_TABLE"
+    HISTORY_TABLE = "HANRAG_HISTORY_TABLE"
+    IDEMPOTENCY_TABLE = "HANRAG_IDEMPOTENCY_TABLE"
+    TOPIC_ARN = "HANRAG_TOPIC_ARN"
+    EMBEDDER = "HANRAG_EMBEDDER"
+    EMBED_ENDPOINT = "HANRAG_EMBED_ENDPOINT"
+    EMBED_DIM = "HANRAG_EMBED_DIM"
+    BEDROCK_EMBED_MODEL = "HANRAG_BEDROCK_EMBED_MODEL"
+    EMBED_BATCH_CHUNKS = "HANRAG_EMBED_BATCH_CHUNKS"
+    INDEX = "HANRAG_INDEX"
+    OPENSEARCH_ENDPOINT = "HANRAG_OPENSEARCH_ENDPOINT"
+    INDEX_REPLICAS = "HANRAG_INDEX_REPLICAS"
+    LLM = "HANRAG_LLM"
+    LLM_MODEL = "HANRAG_LLM_MODEL"
+    LLM_ENDPOINT = "HANRAG_LLM_ENDPOINT"
+    COGNITO_ISSUER = "HANRAG_COGNITO_ISSUER"
+    COGNITO_CLIENT_ID = "HANRAG_COGNITO_CLIENT_ID"
 
 
 def stage(name: str) -> Stage:

@@ -1,14 +1,17 @@
 """The contracts every stage, adapter and runner agrees on.
 
-Plain dataclasses: they cross process boundaries (Lambda payloads, JSON run records, SQLite rows), so
-each one turns into a dict with `dataclasses.asdict` and back with `from_dict`.
+Plain dataclasses (beside `pipeline.definition`, the pipeline as data): they cross process boundaries
+(Lambda payloads, JSON run records, SQLite rows), so each one turns into a dict with
+`dataclasses.asdict` and back with `from_dict`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
+
+from pipeline.definition import MAX_WARNINGS
 
 ElementKind = Literal["text", "table"]
 RunStatus = Literal["running", "succeeded", "skipped", "failed"]
@@ -194,3 +197,108 @@ class RunRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
         return cls(**{**data, "stages": [StageTiming(**s) for s in data.get("stages", [])]})
+
+
+# ---------------------------------------------------------------------------- step state
+
+@dataclass(frozen=True)
+class Upload:
+    """The file a run ingests: its key in the uploads `BlobStore` (a file name locally, an S3 key on
+    AWS) and, on AWS, the bucket and object version the event named (the idempotency key)."""
+
+    key: str
+    bucket: str = ""
+    version_id: str = ""
+    etag: str = ""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Chunks [start, end): one item of the fan-out stage."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class EmbeddedBatch:
+    """What one fan-out item left: the vectors' artifact key and the time it took."""
+
+    start: int
+    end: int
+    key: str
+    seconds: float = 0.0
+    attempts: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def artifact_prefix(ref: DocumentRef) -> str:
+    """Key prefix of one version's artifacts in the `BlobStore`."""
+    return f"{ref.user_id}/{ref.document_id}/{ref.version[:16]}/"
+
+
+@dataclass(frozen=True)
+class IngestState:
+    """What passes from step to step for one file: references and counts, never text or vectors
+    (those are artifacts in the `BlobStore`). The same value in the local runner and in the Step
+    Functions state; `to_dict` is the state machine's JSON, whose keys `pipeline.definition.StateField`
+    names."""
+
+    upload: Upload
+    ref: DocumentRef
+    run_id: str
+    started_at: float
+    pages: int = 0
+    chunks: int = 0
+    title: str = ""
+    summary: str = ""
+    warnings: tuple[str, ...] = ()
+    stages: tuple[StageTiming, ...] = ()
+    skipped: bool = False
+    batches: tuple[Batch, ...] = ()
+    embedded: tuple[EmbeddedBatch, ...] = ()
+
+    @property
+    def artifacts(self) -> str:
+        return artifact_prefix(self.ref)
+
+    def timed(self, stage: str, seconds: float, attempts: int = 1) -> IngestState:
+        return replace(self, stages=(*self.stages, StageTiming(stage, round(seconds, 3), attempts)))
+
+    def warned(self, *warnings: str) -> IngestState:
+        """The state with more warnings, kept to the first MAX_WARNINGS on every runner."""
+        return replace(self, warnings=(*self.warnings, *warnings)[:MAX_WARNINGS])
+
+    def record(self, status: RunStatus, reason: str | None = None, failed_stage: str | None = None,
+               finished_at: float | None = None) -> RunRecord:
+        ref = self.ref
+        return RunRecord(
+            run_id=self.run_id, user_id=ref.user_id, source=ref.source, document_id=ref.document_id,
+            version=ref.version, status=status, started_at=self.started_at, finished_at=finished_at,
+            stages=[StageTiming(s.stage, s.seconds, s.attempts) for s in self.stages], pages=self.pages,
+            chunks=self.chunks, warnings=list(self.warnings), reason=reason, failed_stage=failed_stage,
+            summary=self.summary,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        run = {"run_id": self.run_id, "started_at": self.started_at, "pages": self.pages, "chunks": self.chunks,
+               "title": self.title, "summary": self.summary, "warnings": list(self.warnings),
+               "stages": [asdict(s) for s in self.stages]}
+        return {"upload": asdict(self.upload), "ref": asdict(self.ref), "run": run, "artifacts": self.artifacts,
+                "skipped": self.skipped, "batches": [asdict(b) for b in self.batches],
+                "embedded": [e.to_dict() for e in self.embedded]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IngestState:
+        """Also reads a state the state machine added to (`error`, `failed_stage`, `attempt` are ignored)."""
+        run = data.get("run", {})
+        return cls(
+            upload=Upload(**data["upload"]), ref=DocumentRef(**data["ref"]), run_id=run["run_id"],
+            started_at=run["started_at"], pages=run.get("pages", 0), chunks=run.get("chunks", 0),
+            title=run.get("title", ""), summary=run.get("summary", ""), warnings=tuple(run.get("warnings", ())),
+            stages=tuple(StageTiming(**s) for s in run.get("stages", ())), skipped=bool(data.get("skipped")),
+            batches=tuple(Batch(**b) for b in data.get("batches", ())),
+            embedded=tuple(EmbeddedBatch(**e) for e in data.get("embedded") or ()),
+        )

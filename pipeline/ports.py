@@ -58,11 +58,15 @@ class Notifier(Protocol):
 
 
 class BlobStore(Protocol):
-    """Where artifacts between stages live: files under HANRAG_HOME, or S3 objects."""
+    """Where uploads and the artifacts between stages live: files (under HANRAG_HOME), or S3 objects."""
 
     def put(self, key: str, data: bytes) -> str: ...
 
     def get(self, key: str) -> bytes: ...
+
+    def size(self, key: str) -> int:
+        """Bytes of the blob, known before reading it (a size limit must not need the whole file)."""
+        ...
 
     def delete_prefix(self, prefix: str) -> None: ...
 
@@ -79,6 +83,10 @@ class Registry(Protocol):
     def mark_deleted(self, user_id: str, source: str) -> str | None: ...
 
     def save_run(self, record: RunRecord) -> None: ...
+
+    def record_run_outcome(self, record: RunRecord) -> None:
+        """Note a finished run's status and reason with its document."""
+        ...
 
     def recent_runs(self, limit: int = 20, user_id: str | None = None) -> list[RunRecord]: ...
 

@@ -1,46 +1,38 @@
 """The local runner: the pipeline definition executed in one process, one file at a time.
 
-For each file it validates names, hashes the content (an unchanged file is skipped), runs the
-stages in `pipeline.definition.STAGES` order with each stage's retry policy, keeps the artifacts
-between stages under HANRAG_HOME, and stores a `RunRecord` before and after — so `hanrag status`
-shows a run while it is going and why it failed when it did.
+For each file it validates names, then runs the steps of `pipeline.steps` in `pipeline.definition.STAGES`
+order with each stage's retry policy (the same steps the Lambda functions run; an unchanged file is
+skipped by the first), keeps the artifacts between stages under HANRAG_HOME, and stores a `RunRecord`
+before and after — so `hanrag status` shows a run while it is going and why it failed when it did.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-import numpy as np
-
+from pipeline import steps
+from pipeline.adapters.local.blobstore import LocalBlobStore
 from pipeline.config import Settings
-from pipeline.definition import STAGES, Stage
-from pipeline.errors import LimitExceeded, PipelineError, TimeLimitExceeded
-from pipeline.models import Chunk, DocumentRef, ExtractedDocument, RunRecord, StageTiming
+from pipeline.definition import RETRYABLE, STAGES, Stage
+from pipeline.errors import PipelineError, TimeLimitExceeded
+from pipeline.models import DocumentRef, IngestState, RunRecord, StageTiming, Upload
 from pipeline.names import validate_source, validate_user_id
 from pipeline.ports import LLM, BlobStore, Embedder, Notifier, Registry, SearchIndex
-from pipeline.stages.chunk import chunk_document
-from pipeline.stages.embed import embed_chunks
-from pipeline.stages.extract import extract
-from pipeline.stages.index import index_document
-from pipeline.stages.notify import notify
-from pipeline.stages.summarize import summarize
 
 log = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted: the process stopped before this run finished; ingest the file again to finish it"
 
-# Besides our own TransientError, failures of the network or the OS are worth another attempt.
-RETRYABLE = (TimeoutError, ConnectionError)
+__all__ = ["INTERRUPTED", "RETRYABLE", "LocalRunner", "collect_files"]
+T = TypeVar("T")
 
 
 class Progress(Protocol):
@@ -63,17 +55,20 @@ class SilentProgress:
     def file_finished(self, record: RunRecord) -> None: ...
 
 
-@dataclass
-class _Work:
-    """What flows from stage to stage for one file."""
+@dataclass(frozen=True)
+class _FilePorts:
+    """The runner's adapters, plus where one file's upload is read from."""
 
-    ref: DocumentRef
-    data: bytes
-    document: ExtractedDocument | None = None
-    chunks: list[Chunk] = field(default_factory=list)
-    vectors: np.ndarray | None = None
-    summary: str = ""
-    deadline: float = float("inf")  # time.monotonic() by which the file must be done
+    runner: LocalRunner
+    uploads: BlobStore
+
+    settings = property(lambda self: self.runner.settings)
+    blobs = property(lambda self: self.runner.blobs)
+    embedder = property(lambda self: self.runner.embedder)
+    index = property(lambda self: self.runner.index)
+    registry = property(lambda self: self.runner.registry)
+    notifiers = property(lambda self: self.runner.notifiers)
+    llm = property(lambda self: self.runner.llm)
 
 
 class LocalRunner:
@@ -147,45 +142,37 @@ class LocalRunner:
             version="", status="running", started_at=time.time(), worker=f"{socket.gethostname()}:{os.getpid()}",
         )
         try:
-            work = self._prepare(user_id, path, source, record)
+            ref = DocumentRef(validate_user_id(user_id), validate_source(source), "")
         except PipelineError as error:
             return self._finish(record, "failed", reason=str(error))
-        if self.registry.current_version(work.ref.user_id, work.ref.source) == work.ref.version:
-            return self._finish(record, "skipped", reason="unchanged since the last ingest")
-
+        record.source, record.document_id = ref.source, ref.document_id
         self.registry.save_run(record)
-        work.deadline = time.monotonic() + self.settings.max_seconds_per_file
-        steps = self._steps(progress)
+        state = IngestState(Upload(path.name), ref, record.run_id, record.started_at)
+        ports = _FilePorts(self, LocalBlobStore(path.parent))
+        deadline = time.monotonic() + self.settings.max_seconds_per_file
+        timings: list[StageTiming] = []
         for stage in STAGES:
             try:
-                self._check_time(work, stage.name)
-                self._run_stage(stage, steps[stage.name], work, record)
+                self._check_time(deadline, stage.name)
+                state = replace(state, stages=tuple(timings))  # the notify step announces the timings so far
+                state = self._run_stage(stage, ports, state, timings, progress, deadline)
             except Exception as error:  # any stage failure ends this file's run, never the process
-                if stage.name == "notify":  # the document is searchable; say the announcement failed
-                    record.warnings.append(f"notification failed: {_reason(error)}")
-                    break
-                if stage.name == "summarize" and self.llm is not None:
-                    # The new version is already searchable: keep it, with the summary we can make.
-                    record.warnings.append(f"LLM summary failed ({_reason(error)}); an extractive summary "
-                                           "was stored instead")
-                    self._store_summary(work, record, summarize(work.document, None,
-                                                                self.settings.summary_sentences))
-                    continue
                 log.debug("stage %s failed for %s", stage.name, source, exc_info=True)
-                record.reason = f"{_reason(error)}"
-                record.failed_stage = stage.name
-                self._announce_failure(record)
-                return self._finish(record, "failed", reason=record.reason)
-        self._drop_other_versions(work.ref)
-        return self._finish(record, "succeeded")
+                failed = steps.record_failure(ports, replace(state, stages=tuple(timings)), steps.reason(error),
+                                              stage.name)
+                return self._finish(self._worker(failed, record), "failed", reason=failed.reason)
+            if state.skipped:
+                return self._finish(self._worker(state.record("skipped"), record), "skipped",
+                                    reason="unchanged since the last ingest")
+            if stage.name == "chunk":
+                progress.chunks_planned(state.chunks)
+        self._drop_other_versions(state.ref)
+        return self._finish(self._worker(replace(state, stages=tuple(timings)).record("succeeded"), record),
+                            "succeeded")
 
     def delete(self, user_id: str, source: str) -> int | None:
         """Remove a document from the user's index; the number of chunks removed, None if unknown."""
-        user_id, source = validate_user_id(user_id), validate_source(source)
-        document_id = DocumentRef(user_id, source, "").document_id
-        removed = self.index.delete_document(user_id, document_id)
-        known = self.registry.mark_deleted(user_id, source)
-        self.blobs.delete_prefix(f"{user_id}/{document_id}")
+        removed, known = steps.delete_document(self._ports(), validate_user_id(user_id), validate_source(source))
         return removed if known or removed else None
 
     def reembed(self, user_id: str, on_document: Callable[[str], None] | None = None) -> int:
@@ -205,9 +192,7 @@ class LocalRunner:
         documents = list(self.registry.documents(user_id))
         for document in documents:
             ref = DocumentRef(user_id, document["source"], document["version"])
-            key = f"{user_id}/{ref.document_id}/{ref.version[:16]}/chunks.json"
-            chunks = [Chunk(**c) for c in json.loads(self.blobs.get(key))]
-            vectors = embed_chunks(chunks, self.embedder, self.settings.embed_batch_size)
+            chunks, vectors = steps.embed_again(self._ports(), ref)
             index.write_version(target, ref, chunks, vectors)  # type: ignore[attr-defined]
             if on_document:
                 on_document(ref.source)
@@ -229,102 +214,61 @@ class LocalRunner:
 
     # ------------------------------------------------------------------ stages
 
-    def _steps(self, progress: Progress) -> dict[str, Callable[[_Work, RunRecord], None]]:
-        settings = self.settings
+    def _run_stage(self, stage: Stage, ports: steps.Ports, state: IngestState, timings: list[StageTiming],
+                   progress: Progress, deadline: float) -> IngestState:
+        """One stage with its retry policy; the time of every attempt counts toward the stage. The
+        fan-out stage runs its items one after another, each with the stage's retries (as a Map does)."""
+        started = time.perf_counter()
+        attempts = 1
+        try:
+            if not stage.fans_out:
+                state, attempts = self._with_retries(stage, lambda n: steps.run_step(stage, ports, state, n))
+                return state
 
-        def run_extract(work: _Work, record: RunRecord) -> None:
-            password = settings.pdf_password_for(work.ref.user_id, work.ref.source)
-            options = replace(settings.extract, pdf_password=password)
-            work.document = extract(work.data, work.ref.source, options)
-            record.pages = work.document.pages
-            record.warnings.extend(work.document.warnings)
-            self._save_artifact(work.ref, "extracted.json", work.document.to_dict())
-
-        def run_chunk(work: _Work, record: RunRecord) -> None:
-            assert work.document is not None
-            work.chunks = chunk_document(work.document, work.ref, settings.chunk)
-            record.chunks = len(work.chunks)
-            self._save_artifact(work.ref, "chunks.json", [c.to_dict() for c in work.chunks])
-            progress.chunks_planned(len(work.chunks))
-
-        def run_embed(work: _Work, record: RunRecord) -> None:
             def embedded(count: int) -> None:
                 progress.chunks_embedded(count)
-                self._check_time(work, "embed")
+                self._check_time(deadline, stage.name)
 
-            work.vectors = embed_chunks(work.chunks, self.embedder, settings.embed_batch_size, on_batch=embedded)
-
-        def run_index(work: _Work, record: RunRecord) -> None:
-            assert work.vectors is not None
-            index_document(self.index, work.ref, work.chunks, work.vectors)
-
-        def run_summarize(work: _Work, record: RunRecord) -> None:
-            assert work.document is not None
-            self._store_summary(work, record, summarize(work.document, self.llm, settings.summary_sentences))
-
-        def run_notify(work: _Work, record: RunRecord) -> None:
-            record.status = "succeeded"
-            notify(record, self.notifiers)
-
-        return {
-            "extract": run_extract, "chunk": run_chunk, "embed": run_embed,
-            "index": run_index, "summarize": run_summarize, "notify": run_notify,
-        }
-
-    def _run_stage(self, stage: Stage, step: Callable[[_Work, RunRecord], None], work: _Work,
-                   record: RunRecord) -> None:
-        """One stage with its retry policy; the time of every attempt counts toward the stage."""
-        started = time.perf_counter()
-        delays = stage.retry.delays()
-        attempt = 0
-        try:
-            while True:
-                attempt += 1
-                try:
-                    step(work, record)
-                    return
-                except Exception as error:
-                    retryable = getattr(error, "retryable", False) or isinstance(error, RETRYABLE)
-                    if not retryable or attempt > len(delays):
-                        raise
-                    log.info("%s: attempt %d failed (%s); retrying", stage.name, attempt, error)
-                    self.sleep(delays[attempt - 1])
+            parts = []
+            for batch in state.batches:
+                part, tries = self._with_retries(stage, lambda _, b=batch: steps.embed(ports, state.ref, b, embedded))
+                parts.append(part)
+                attempts = max(attempts, tries)
+            return replace(state, embedded=tuple(parts))
         finally:
-            record.stages.append(StageTiming(stage.name, time.perf_counter() - started, attempt))
+            timings.append(StageTiming(stage.name, time.perf_counter() - started, attempts))
+
+    def _with_retries(self, stage: Stage, call: Callable[[int], T]) -> tuple[T, int]:
+        """`call(attempt)`'s result and the attempt that gave it; a retryable error waits the
+        definition's delay and tries again until the attempts run out."""
+        delays = stage.retry.delays()
+        attempt = 1
+        while True:
+            try:
+                return call(attempt), attempt
+            except Exception as error:
+                if not steps.retryable(error) or attempt > len(delays):
+                    raise
+                log.info("%s: attempt %d failed (%s); retrying", stage.name, attempt, error)
+                self.sleep(delays[attempt - 1])
+                attempt += 1
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def _prepare(self, user_id: str, path: Path, source: str, record: RunRecord) -> _Work:
-        user_id = validate_user_id(user_id)
-        source = validate_source(source)
-        record.source = source
-        size = path.stat().st_size
-        if size > self.settings.max_file_bytes:
-            raise LimitExceeded(
-                f"file too large: {size / 2**20:.0f} MB (the limit is "
-                f"{self.settings.max_file_bytes / 2**20:.0f} MB; set HANRAG_MAX_FILE_MB to raise it)"
-            )
-        data = path.read_bytes()
-        ref = DocumentRef(user_id, source, hashlib.sha256(data).hexdigest())
-        record.document_id, record.version = ref.document_id, ref.version
-        return _Work(ref, data)
+    def _ports(self, uploads: BlobStore | None = None) -> _FilePorts:
+        return _FilePorts(self, uploads or self.blobs)
 
-    def _store_summary(self, work: _Work, record: RunRecord, summary: str) -> None:
-        assert work.document is not None
-        work.summary = record.summary = summary
-        self.registry.save_document(work.ref, pages=record.pages, chunks=record.chunks, summary=summary,
-                                    title=work.document.title)
+    @staticmethod
+    def _worker(record: RunRecord, running: RunRecord) -> RunRecord:
+        record.worker = running.worker
+        return record
 
-    def _check_time(self, work: _Work, stage: str) -> None:
-        if time.monotonic() > work.deadline:
+    def _check_time(self, deadline: float, stage: str) -> None:
+        if time.monotonic() > deadline:
             raise TimeLimitExceeded(
                 f"processing time limit hit in stage {stage}: the file took more than "
                 f"{self.settings.max_seconds_per_file:.0f} s (set HANRAG_MAX_SECONDS to raise it)"
             )
-
-    def _save_artifact(self, ref: DocumentRef, name: str, payload: object) -> None:
-        key = f"{ref.user_id}/{ref.document_id}/{ref.version[:16]}/{name}"
-        self.blobs.put(key, json.dumps(payload, ensure_ascii=False).encode())
 
     def _drop_other_versions(self, ref: DocumentRef) -> None:
         root = getattr(self.blobs, "root", None)
@@ -333,12 +277,6 @@ class LocalRunner:
         for folder in (Path(root) / ref.user_id / ref.document_id).glob("*"):
             if folder.name != ref.version[:16]:
                 self.blobs.delete_prefix(f"{ref.user_id}/{ref.document_id}/{folder.name}")
-
-    def _announce_failure(self, record: RunRecord) -> None:
-        try:
-            notify(record, self.notifiers)
-        except Exception as error:
-            record.warnings.append(f"notification failed: {_reason(error)}")
 
     def _finish(self, record: RunRecord, status: str, reason: str | None = None) -> RunRecord:
         record.status = status  # type: ignore[assignment]
@@ -356,13 +294,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # someone else's live process
         return True
     return True
-
-
-def _reason(error: BaseException) -> str:
-    """The message a person reads: ours verbatim; anything unexpected named by its type."""
-    if isinstance(error, PipelineError):
-        return str(error)
-    return f"internal error ({type(error).__name__}): {error}"
 
 
 def collect_files(paths: Iterable[Path]) -> list[tuple[Path, str]]:

@@ -144,7 +144,9 @@ def test_lambdas_are_python_312_images_sized_for_a_300_page_pdf():
             "record_failure_handler", "delete_handler", "http_handler", "websocket_handler",
             "authorizer_handler", "on_event"} <= set(functions)
     dockerfile = (ROOT / "infra/lambda.Dockerfile").read_text()
-    assert "public.ecr.aws/lambda/python:3.12" in dockerfile
+    assert "python:3.12" in dockerfile and 'ENTRYPOINT ["python", "-m", "awslambdaric"]' in dockerfile
+    # a scanned PDF is read on AWS as locally: Tesseract with Korean data, OCR left at its default (on)
+    assert "tesseract-ocr-kor" in dockerfile and "HANRAG_OCR" not in dockerfile
 
 
 def test_each_function_role_is_least_privilege():

@@ -9,6 +9,7 @@ import importlib
 import json
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
@@ -53,11 +54,18 @@ def _tables() -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def aws(tmp_path_factory):
+    with aws_environment(tmp_path_factory.mktemp("hanrag-aws")) as environment:
+        yield environment
+
+
+@contextmanager
+def aws_environment(home: Path, extra_env: dict[str, str] | None = None):
+    """Moto's S3, DynamoDB, SNS, SQS, Lambda and Step Functions with the synthesized state machine,
+    its functions routed to the real handlers; `extra_env` is added to their environment."""
     from moto import mock_aws
     from moto.awslambda_simple.models import LambdaSimpleBackend
 
     synthesized()
-    home = tmp_path_factory.mktemp("hanrag-aws")
     tables = _tables()
     table_env = {}
     for lid, props in tables.items():
@@ -72,7 +80,7 @@ def aws(tmp_path_factory):
         "HANRAG_BUCKET": BUCKET, "HANRAG_EMBEDDER": "local", "HANRAG_INDEX": "sqlite", "HANRAG_LLM": "none",
         "HANRAG_HOME": str(home), "HANRAG_EMBED_BATCH_CHUNKS": "8", "HANRAG_OCR": "0",
         "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_METRICS_NAMESPACE": "hanrag", "POWERTOOLS_DEV": "0",
-        **table_env,
+        **table_env, **(extra_env or {}),
     }
     routes = _routes()
     calls: list[str] = []
@@ -122,9 +130,11 @@ def aws(tmp_path_factory):
                                     Code={"ImageUri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/hanrag:latest"})
         sfn = boto3.client("stepfunctions", region_name=REGION)
         machine = sfn.create_state_machine(name="ingest", definition=_definition(), roleArn=role)["stateMachineArn"]
-        yield SimpleNamespace(s3=s3, sfn=sfn, sqs=sqs, queue=queue, machine=machine, calls=calls, faults=faults,
-                              components=wiring.components())
-        wiring.reset()
+        try:
+            yield SimpleNamespace(s3=s3, sfn=sfn, sqs=sqs, queue=queue, machine=machine, calls=calls, faults=faults,
+                                  components=wiring.components(), env=env)
+        finally:
+            wiring.reset()
 
 
 def object_created(key: str, version_id: str) -> dict:

@@ -1,27 +1,25 @@
 """The ingestion state machine's Lambda functions: one per stage, plus delete and the failure recorder.
 
-Each function gets the state (S3 references, ids, counts, timings — never document text or vectors),
-calls the same stage function as `pipeline.runner.LocalRunner`, writes its artifact to S3 under
-`artifacts/<user>/<document>/<version>/`, and returns the state with its references added. The
-state machine (infra/stack.py, built from `pipeline.definition`) retries `TransientError` with the
+Each handler is the edge of one step of `pipeline.steps` (the same steps `LocalRunner` runs): it turns
+its event into an `IngestState` (S3 references, ids, counts, timings — never document text or
+vectors), runs the step, and returns the state as the dict the state machine passes on. The state
+machine (infra/stack.py, built from `pipeline.definition`) retries `TransientError` with the
 definition's backoff and routes anything else to `record_failure`.
 
-Every stage is idempotent on (bucket, key, object version) through Powertools idempotency with
-DynamoDB: a retried or re-driven execution returns the stored result instead of redoing the work.
+Here, and only here: Powertools logging, metrics and idempotency. Every stage is idempotent on
+(bucket, key, object version) through DynamoDB: a retried or re-driven execution returns the stored
+result instead of redoing the work.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from urllib.parse import unquote_plus
 
-import numpy as np
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.idempotency import (
@@ -30,26 +28,21 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
-from pipeline import errors
+from pipeline import errors, steps
+from pipeline.adapters.aws.s3 import S3BlobStore
+from pipeline.definition import DELETE_HANDLER, RECORD_FAILURE_HANDLER, STAGES, StateField, stage
 from pipeline.lambdas.wiring import components
-from pipeline.models import Chunk, DocumentRef, ExtractedDocument, RunRecord, StageTiming
+from pipeline.models import Batch, DocumentRef, IngestState, Upload
 from pipeline.names import validate_source, validate_user_id
-from pipeline.stages.chunk import chunk_document
-from pipeline.stages.embed import embed_chunks
-from pipeline.stages.extract import extract
-from pipeline.stages.index import index_document
-from pipeline.stages.notify import notify
-from pipeline.stages.summarize import summarize
 
 UPLOAD_PREFIX = "uploads/"
-MAX_WARNINGS = 20  # warnings ride in the state; the 256 KiB limit must never be near
 
 logger = Logger(service="hanrag-ingest")
 metrics = Metrics(namespace="hanrag", service="ingest")
 tracer = Tracer(service="hanrag-ingest")
 
 
-# ---------------------------------------------------------------------------- keys and references
+# ---------------------------------------------------------------------------- events and keys
 
 def parse_upload_key(key: str) -> tuple[str, str]:
     """`uploads/<user_id>/<path>` → (user id, source). Anything else is refused with a reason."""
@@ -59,39 +52,45 @@ def parse_upload_key(key: str) -> tuple[str, str]:
     return validate_user_id(user_id), validate_source(source)
 
 
-def upload_from_event(event: dict) -> dict:
+def upload_from_event(event: dict) -> Upload:
     """The S3 object an EventBridge `Object Created` / `Object Deleted` event names."""
     detail = event["detail"]
-    return {
-        "bucket": detail["bucket"]["name"],
-        "key": detail["object"]["key"],
-        "version_id": detail["object"].get("version-id") or "",  # empty when versioning is off
-        "etag": detail["object"].get("etag") or "",
-    }
+    return Upload(bucket=detail["bucket"]["name"], key=detail["object"]["key"],
+                  version_id=detail["object"].get("version-id") or "",  # empty when versioning is off
+                  etag=detail["object"].get("etag") or "")
 
 
-def artifact_prefix(ref: DocumentRef) -> str:
-    return f"{ref.user_id}/{ref.document_id}/{ref.version[:16]}/"
+def key_spellings(key: str) -> list[str]:
+    """An event's key as given, then URL-decoded: S3 notifications encode keys (`보고서 1.pdf` arrives
+    as `%EB%B3%B4%EA%B3%A0%EC%84%9C+1.pdf`), and a real key may itself contain `+` or `%`, so the
+    spelling that names an actual object (or registered document) wins."""
+    return list(dict.fromkeys((key, unquote_plus(key))))
 
 
-def _ref(state: dict) -> DocumentRef:
-    return DocumentRef(**state["ref"])
+def _missing(error: Exception) -> bool:
+    from botocore.exceptions import ClientError
+
+    return isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in (
+        "404", "NoSuchKey", "NotFound", "NoSuchVersion")
 
 
-def _timing(state: dict, stage: str, started: float, attempt: int) -> None:
-    """Seconds of the attempt that succeeded, and which attempt it was (Step Functions retried the others)."""
-    seconds = round(time.perf_counter() - started, 3)
-    state["run"]["stages"].append({"stage": stage, "seconds": seconds, "attempts": attempt})
-    metrics.add_dimension(name="stage", value=stage)
-    metrics.add_metric(name="StageSeconds", unit=MetricUnit.Seconds, value=seconds)
+def _existing_key(upload: Upload, version: bool = False) -> str | None:
+    """The spelling of the upload's key that has a current version (or, with `version`, the version
+    the event named), or None when the file is gone."""
+    s3 = components().client("s3")
+    pinned = {"VersionId": upload.version_id} if version and upload.version_id else {}
+    for name in key_spellings(upload.key):
+        try:
+            s3.head_object(Bucket=upload.bucket, Key=name, **pinned)
+            return name
+        except Exception as error:
+            if not _missing(error):
+                raise
+    return None
 
 
-def _read_json(key: str):
-    return json.loads(components().blobs.get(key))
-
-
-def _write_json(key: str, payload: object) -> None:
-    components().blobs.put(key, json.dumps(payload, ensure_ascii=False).encode())
+def _uploads(upload: Upload) -> S3BlobStore:
+    return S3BlobStore(components().client("s3"), upload.bucket, prefix="", version_id=upload.version_id)
 
 
 # ---------------------------------------------------------------------------- idempotency
@@ -117,166 +116,81 @@ BATCH_KEY = "[upload.bucket, upload.key, upload.version_id, upload.etag, batch.s
 
 # ---------------------------------------------------------------------------- stages
 
+def _timed(state: IngestState, name: str, started: float, attempt: int) -> IngestState:
+    """Seconds of the attempt that succeeded, and which attempt it was (Step Functions retried the others)."""
+    seconds = round(time.perf_counter() - started, 3)
+    metrics.add_dimension(name="stage", value=name)
+    metrics.add_metric(name="StageSeconds", unit=MetricUnit.Seconds, value=seconds)
+    return state.timed(name, seconds, attempt)
+
+
+def _run(name: str, event: dict, before: Callable[[IngestState], IngestState] = lambda s: s) -> IngestState:
+    """parse → state → the step under the definition's failure policy → timed state."""
+    started, attempt = time.perf_counter(), event.pop("attempt", 1)
+    state = before(IngestState.from_dict(event))
+    return _timed(steps.run_step(stage(name), components().ports(), state, attempt), name, started, attempt)
+
+
 def extract_stage(state: dict) -> dict:
     started, attempt = time.perf_counter(), state.pop("attempt", 1)
-    upload = state["upload"]
-    key, data = _read_upload(upload)
+    upload = Upload(**state[StateField.UPLOAD])
+    key = _existing_key(upload, version=True)
+    if key is None:
+        raise errors.PipelineError(f"the uploaded object s3://{upload.bucket}/{upload.key} is gone")
     user_id, source = parse_upload_key(key)
-    ref = DocumentRef(user_id, source, hashlib.sha256(data).hexdigest())
-    run = {"run_id": uuid.uuid4().hex[:16], "started_at": time.time(), "pages": 0, "chunks": 0,
-           "warnings": [], "stages": [], "summary": ""}
-    state = {"upload": upload, "ref": asdict(ref), "run": run, "artifacts": artifact_prefix(ref)}
-    settings = components().settings
-    if components().registry.current_version(user_id, source) == ref.version:
+    initial = IngestState(replace(upload, key=key), DocumentRef(user_id, source, ""), uuid.uuid4().hex[:16],
+                          time.time())
+    result = steps.run_step(stage("extract"), components().ports(_uploads(upload)), initial, attempt)
+    if result.skipped:
         logger.info("unchanged since the last ingest", extra={"source": source})
-        return {**state, "skipped": True}
-    if len(data) > settings.pipeline.max_file_bytes:
-        raise errors.PipelineError(f"file too large: {len(data) / 2**20:.0f} MB (the limit is "
-                                   f"{settings.pipeline.max_file_bytes / 2**20:.0f} MB)")
-    document = extract(data, source, settings.pipeline.extract)
-    run["pages"] = document.pages
-    run["warnings"] = document.warnings[:MAX_WARNINGS]
-    _write_json(state["artifacts"] + "extracted.json", document.to_dict())
-    _timing(state, "extract", started, attempt)
-    return {**state, "skipped": False}
-
-
-def key_spellings(key: str) -> list[str]:
-    """An event's key as given, then URL-decoded: S3 notifications encode keys (`보고서 1.pdf` arrives
-    as `%EB%B3%B4%EA%B3%A0%EC%84%9C+1.pdf`), and a real key may itself contain `+` or `%`, so the
-    spelling that names an actual object (or registered document) wins."""
-    return list(dict.fromkeys((key, unquote_plus(key))))
-
-
-def _missing(error: Exception) -> bool:
-    from botocore.exceptions import ClientError
-
-    return isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in (
-        "404", "NoSuchKey", "NotFound", "NoSuchVersion")
-
-
-def _read_upload(upload: dict) -> tuple[str, bytes]:
-    """(the object's real key, its bytes) for the version the event names."""
-    s3 = components().client("s3")
-    version = {"VersionId": upload["version_id"]} if upload.get("version_id") else {}
-    for key in key_spellings(upload["key"]):
-        try:
-            return key, s3.get_object(Bucket=upload["bucket"], Key=key, **version)["Body"].read()
-        except Exception as error:
-            if not _missing(error):
-                raise
-    raise errors.PipelineError(f"the uploaded object s3://{upload['bucket']}/{upload['key']} is gone")
-
-
-def _existing_key(bucket: str, key: str) -> str | None:
-    """The spelling of `key` that has a current version, or None when the file is gone."""
-    s3 = components().client("s3")
-    for name in key_spellings(key):
-        try:
-            s3.head_object(Bucket=bucket, Key=name)
-            return name
-        except Exception as error:
-            if not _missing(error):
-                raise
-    return None
+        return result.to_dict()
+    return _timed(result, "extract", started, attempt).to_dict()
 
 
 def chunk_stage(state: dict) -> dict:
-    started, attempt = time.perf_counter(), state.pop("attempt", 1)
-    document = ExtractedDocument.from_dict(_read_json(state["artifacts"] + "extracted.json"))
-    chunks = chunk_document(document, _ref(state), components().settings.pipeline.chunk)
-    if not chunks:
-        raise errors.EmptyDocument("empty document: extraction found no text to index")
-    _write_json(state["artifacts"] + "chunks.json", [c.to_dict() for c in chunks])
-    size = components().settings.embed_batch_chunks
-    state["batches"] = [{"start": i, "end": min(i + size, len(chunks))} for i in range(0, len(chunks), size)]
-    state["run"]["chunks"] = len(chunks)
-    _timing(state, "chunk", started, attempt)
-    return state
-
-
-def _chunks(state: dict) -> list[Chunk]:
-    return [Chunk(**c) for c in _read_json(state["artifacts"] + "chunks.json")]
+    return _run("chunk", state).to_dict()
 
 
 def embed_stage(state: dict) -> dict:
     """One Map item: the chunks [start, end) → a .npy artifact. Returns its reference and seconds."""
     started, attempt = time.perf_counter(), state.pop("attempt", 1)
-    batch = state["batch"]
-    chunks = _chunks(state)[batch["start"] : batch["end"]]
-    c = components()
-    vectors = embed_chunks(chunks, c.embedder, c.settings.pipeline.embed_batch_size)
-    buffer = io.BytesIO()
-    np.save(buffer, vectors.astype(np.float32), allow_pickle=False)
-    key = f"{state['artifacts']}vectors/{batch['start']:06d}.npy"
-    c.blobs.put(key, buffer.getvalue())
-    return {"start": batch["start"], "end": batch["end"], "key": key,
-            "seconds": round(time.perf_counter() - started, 3), "attempts": attempt}
+    part = steps.embed(components().ports(), DocumentRef(**state[StateField.REF]), Batch(**state[StateField.BATCH]))
+    return replace(part, seconds=round(time.perf_counter() - started, 3), attempts=attempt).to_dict()
+
+
+def _embed_timing(state: IngestState) -> IngestState:
+    """The Map's batches, added up, as the embed stage's time; its attempts are the most any batch needed."""
+    seconds = round(sum(p.seconds for p in state.embedded), 3)
+    with single_metric(name="StageSeconds", unit=MetricUnit.Seconds, value=seconds, namespace="hanrag",
+                       default_dimensions={"service": "ingest"}) as metric:
+        metric.add_dimension(name="stage", value="embed")
+    return state.timed("embed", seconds, max((p.attempts for p in state.embedded), default=1))
 
 
 def index_stage(state: dict) -> dict:
-    started, attempt = time.perf_counter(), state.pop("attempt", 1)
-    chunks = _chunks(state)
-    parts = sorted(state.pop("embedded", []), key=lambda part: part["start"])
-    if sum(p["end"] - p["start"] for p in parts) != len(chunks):
-        raise errors.PipelineError(f"embedding covered {sum(p['end'] - p['start'] for p in parts)} of "
-                                   f"{len(chunks)} chunks")
-    vectors = np.vstack([np.load(io.BytesIO(components().blobs.get(p["key"])), allow_pickle=False) for p in parts])
-    embed_seconds = round(sum(p["seconds"] for p in parts), 3)  # the Map's batches, added up
-    embed_attempts = max((p.get("attempts", 1) for p in parts), default=1)  # the most any batch needed
-    state["run"]["stages"].append({"stage": "embed", "seconds": embed_seconds, "attempts": embed_attempts})
-    with single_metric(name="StageSeconds", unit=MetricUnit.Seconds, value=embed_seconds, namespace="hanrag",
-                       default_dimensions={"service": "ingest"}) as metric:
-        metric.add_dimension(name="stage", value="embed")
-    index_document(components().index, _ref(state), chunks, vectors)
-    metrics.add_metric(name="ChunksIndexed", unit=MetricUnit.Count, value=len(chunks))
-    _timing(state, "index", started, attempt)
-    return state
+    result = _run("index", state, before=_embed_timing)
+    metrics.add_metric(name="ChunksIndexed", unit=MetricUnit.Count, value=result.chunks)
+    return result.to_dict()
 
 
 def summarize_stage(state: dict) -> dict:
-    started, attempt = time.perf_counter(), state.pop("attempt", 1)
-    c = components()
-    document = ExtractedDocument.from_dict(_read_json(state["artifacts"] + "extracted.json"))
-    summary = summarize(document, c.llm, c.settings.pipeline.summary_sentences)
-    state["run"]["summary"] = summary
-    c.registry.save_document(_ref(state), pages=document.pages, chunks=state["run"]["chunks"],
-                             summary=summary, title=document.title)
-    _timing(state, "summarize", started, attempt)
-    return state
-
-
-def run_record(state: dict, status: str, reason: str | None = None, failed_stage: str | None = None) -> RunRecord:
-    ref, run = state["ref"], state["run"]
-    document_id = DocumentRef(ref["user_id"], ref["source"], "").document_id
-    return RunRecord(
-        run_id=run["run_id"], user_id=ref["user_id"], source=ref["source"], document_id=document_id,
-        version=ref["version"], status=status, started_at=run["started_at"],  # type: ignore[arg-type]
-        finished_at=time.time(), stages=[StageTiming(**s) for s in run["stages"]], pages=run["pages"],
-        chunks=run["chunks"], warnings=run["warnings"], reason=reason, failed_stage=failed_stage,
-        summary=run["summary"],
-    )
+    return _run("summarize", state).to_dict()
 
 
 def notify_stage(state: dict) -> dict:
     started, attempt = time.perf_counter(), state.pop("attempt", 1)
-    c = components()
-    _timing(state, "notify", started, attempt)  # the announcement carries its own (tiny) stage time
-    record = run_record(state, "succeeded")
-    c.registry.save_run(record)
-    c.registry.record_run_outcome(record)
-    notify(record, c.notifiers)
+    timed = _timed(IngestState.from_dict(state), "notify", started, attempt)  # the announcement carries its time
+    record = steps.run_step(stage("notify"), components().ports(), timed, attempt).record("succeeded")
     metrics.add_metric(name="DocumentsIngested", unit=MetricUnit.Count, value=1)
     return {"status": "succeeded", "run_id": record.run_id, "user_id": record.user_id, "source": record.source,
-            "pages": record.pages, "chunks": record.chunks, "durations": record.durations}
+            "pages": record.pages, "chunks": record.chunks, "durations": record.durations,
+            "warnings": record.warnings, "summary": record.summary}
 
 
 # ---------------------------------------------------------------------------- failures
 
-PIPELINE_ERRORS = {cls.__name__ for cls in (
-    errors.PipelineError, errors.UnsupportedFormat, errors.EmptyDocument, errors.EncryptedDocument,
-    errors.BrokenDocument, errors.InvalidName, errors.TransientError,
-)}
+PIPELINE_ERRORS = {cls.__name__ for cls in vars(errors).values()  # their messages are written for people
+                   if isinstance(cls, type) and issubclass(cls, errors.PipelineError)}
 
 
 def failure_reason(error: dict) -> str:
@@ -296,25 +210,17 @@ def failure_reason(error: dict) -> str:
 
 def record_failure_stage(state: dict) -> dict:
     """Catch path: the registry says why (the previous version stays current), SNS says so too."""
-    c = components()
-    if "ref" not in state:  # failed before extract knew the document: name it from the upload
-        upload = state.get("upload") or upload_from_event(state)
+    if StateField.REF not in state:  # failed before extract knew the document: name it from the upload
+        upload = Upload(**state[StateField.UPLOAD]) if StateField.UPLOAD in state else upload_from_event(state)
         try:
-            user_id, source = parse_upload_key(_existing_key(upload["bucket"], upload["key"]) or upload["key"])
+            user_id, source = parse_upload_key(_existing_key(upload) or upload.key)
         except errors.InvalidName:
-            user_id, source = "unknown", upload["key"]
-        state = {**state, "upload": upload, "ref": {"user_id": user_id, "source": source, "version": ""},
-                 "run": {"run_id": uuid.uuid4().hex[:16], "started_at": time.time(), "pages": 0, "chunks": 0,
-                         "warnings": [], "stages": [], "summary": ""}}
-    reason = failure_reason(state.get("error", {}))
-    record = run_record(state, "failed", reason=reason, failed_stage=state.get("failed_stage"))
-    c.registry.save_run(record)
-    if record.user_id != "unknown":
-        c.registry.record_run_outcome(record)
-    try:
-        notify(record, c.notifiers)
-    except Exception as error:  # the failure is recorded; a lost e-mail must not hide it
-        logger.warning("failure notification failed", extra={"reason": str(error)})
+            user_id, source = "unknown", upload.key
+        state = {**state, **IngestState(upload, DocumentRef(user_id, source, ""), uuid.uuid4().hex[:16],
+                                        time.time()).to_dict()}
+    reason = failure_reason(state.get(StateField.ERROR, {}))
+    record = steps.record_failure(components().ports(), IngestState.from_dict(state), reason,
+                                  state.get(StateField.FAILED_STAGE))
     metrics.add_metric(name="DocumentsFailed", unit=MetricUnit.Count, value=1)
     logger.info("document failed", extra={"source": record.source, "reason": reason, "stage": record.failed_stage})
     return {"status": "failed", "run_id": record.run_id, "source": record.source, "reason": reason,
@@ -327,16 +233,13 @@ def delete_document(event: dict) -> dict:
     can be deleted (by a person or by the lifecycle rule) while the file stays: then nothing changes."""
     c = components()
     upload = upload_from_event(event)
-    names = [parse_upload_key(key) for key in key_spellings(upload["key"])]
+    names = [parse_upload_key(key) for key in key_spellings(upload.key)]
     user_id, source = next((n for n in names if c.registry.current_version(*n)), names[-1])
-    if _existing_key(upload["bucket"], upload["key"]):
+    if _existing_key(upload):
         logger.info("an old version was deleted; the file is still there", extra={"source": source})
         return {"user_id": user_id, "source": source, "chunks_removed": 0, "was_registered": False,
                 "ignored": "the file still exists (an older version was deleted)"}
-    document_id = DocumentRef(user_id, source, "").document_id
-    removed = c.index.delete_document(user_id, document_id)
-    known = c.registry.mark_deleted(user_id, source)
-    c.blobs.delete_prefix(f"{user_id}/{document_id}/")
+    removed, known = steps.delete_document(c.ports(), user_id, source)
     metrics.add_metric(name="DocumentsDeleted", unit=MetricUnit.Count, value=1 if known else 0)
     return {"user_id": user_id, "source": source, "chunks_removed": removed, "was_registered": known is not None}
 
@@ -360,7 +263,7 @@ def unwrap(event: dict) -> dict:
 def extract_handler(event: dict, context) -> dict:
     state = unwrap(event)
     if "detail" in state:  # the EventBridge event itself
-        state = {"upload": upload_from_event(state), "attempt": state.get("attempt", 1)}
+        state = {StateField.UPLOAD: asdict(upload_from_event(state)), "attempt": state.get("attempt", 1)}
     return _idempotent(extract_stage, UPLOAD_KEY, state, context)
 
 
@@ -399,13 +302,6 @@ def delete_handler(event: dict, context) -> dict:
     return delete_document(event)
 
 
-HANDLERS = {  # the state machine's task names → handler paths (infra/stack.py reads this)
-    "extract": "pipeline.lambdas.ingest.extract_handler",
-    "chunk": "pipeline.lambdas.ingest.chunk_handler",
-    "embed": "pipeline.lambdas.ingest.embed_handler",
-    "index": "pipeline.lambdas.ingest.index_handler",
-    "summarize": "pipeline.lambdas.ingest.summarize_handler",
-    "notify": "pipeline.lambdas.ingest.notify_handler",
-    "record_failure": "pipeline.lambdas.ingest.record_failure_handler",
-    "delete": "pipeline.lambdas.ingest.delete_handler",
-}
+# the state machine's task names → handler paths (kept for callers; infra/stack.py reads the definition)
+HANDLERS = {**{s.name: s.handler for s in STAGES}, "record_failure": RECORD_FAILURE_HANDLER,
+            "delete": DELETE_HANDLER}

@@ -14,8 +14,9 @@ before the first call, and `reset()` between tests.
 | HANRAG_BEDROCK_EMBED_MODEL | `amazon.titan-embed-text-v2:0` or `cohere.embed-multilingual-v3` | Titan v2 |
 | HANRAG_INDEX | `opensearch` or `sqlite` (a file under HANRAG_HOME: tests) | `opensearch` |
 | HANRAG_OPENSEARCH_ENDPOINT, HANRAG_INDEX_REPLICAS | the domain endpoint; replicas per user index | `1` |
-| HANRAG_LLM | `bedrock`, `sagemaker` or `none` (extractive summary and answers) | `none` |
-| HANRAG_LLM_MODEL, HANRAG_LLM_ENDPOINT | Bedrock model id, SageMaker endpoint name | Claude Haiku 4.5 |
+| HANRAG_LLM, HANRAG_LLM_MODEL, … | read by `pipeline.config` (one parser for both homes) | `none` |
+
+The names are `pipeline.definition.Env`'s, the constants `infra/stack.py` sets.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ from functools import cache
 from typing import Any
 
 from pipeline.config import Settings
-from pipeline.ports import LLM, BlobStore, Embedder, Notifier, SearchIndex
+from pipeline.definition import Env
+from pipeline.ports import LLM, BlobStore, Embedder, Notifier, Registry, SearchIndex
 
 EMBEDDERS = ("sagemaker", "bedrock", "local")
 INDEXES = ("opensearch", "sqlite")
-LLMS = ("bedrock", "sagemaker", "none")
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,15 @@ class AwsSettings:
     index: str = "opensearch"
     opensearch_endpoint: str = ""
     index_replicas: int = 1
-    llm: str = "none"
-    llm_model: str = ""
-    llm_endpoint: str = ""
-    embed_batch_chunks: int = 64  # chunks per Map item (one embed Lambda call)
     pipeline: Settings = field(default_factory=Settings)
+
+    @property
+    def llm(self) -> str:
+        return self.pipeline.llm.kind
+
+    @property
+    def embed_batch_chunks(self) -> int:  # chunks per Map item (one embed Lambda call)
+        return self.pipeline.embed_batch_chunks
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AwsSettings:
@@ -67,28 +72,24 @@ class AwsSettings:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
             return value
 
-        bucket = env.get("HANRAG_BUCKET", "")
+        bucket = env.get(Env.BUCKET, "")
         if not bucket:
-            raise ValueError("HANRAG_BUCKET is not set: the function does not know its uploads bucket")
+            raise ValueError(f"{Env.BUCKET} is not set: the function does not know its uploads bucket")
         return cls(
             bucket=bucket,
-            documents_table=env.get("HANRAG_DOCUMENTS_TABLE", ""),
-            runs_table=env.get("HANRAG_RUNS_TABLE", ""),
-            history_table=env.get("HANRAG_HISTORY_TABLE", ""),
-            idempotency_table=env.get("HANRAG_IDEMPOTENCY_TABLE", ""),
-            topic_arn=env.get("HANRAG_TOPIC_ARN", ""),
+            documents_table=env.get(Env.DOCUMENTS_TABLE, ""),
+            runs_table=env.get(Env.RUNS_TABLE, ""),
+            history_table=env.get(Env.HISTORY_TABLE, ""),
+            idempotency_table=env.get(Env.IDEMPOTENCY_TABLE, ""),
+            topic_arn=env.get(Env.TOPIC_ARN, ""),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-            embedder=choice("HANRAG_EMBEDDER", EMBEDDERS, "sagemaker"),
-            embed_endpoint=env.get("HANRAG_EMBED_ENDPOINT", ""),
-            embed_dim=int(env.get("HANRAG_EMBED_DIM") or 384),
-            bedrock_embed_model=env.get("HANRAG_BEDROCK_EMBED_MODEL") or "amazon.titan-embed-text-v2:0",
-            index=choice("HANRAG_INDEX", INDEXES, "opensearch"),
-            opensearch_endpoint=env.get("HANRAG_OPENSEARCH_ENDPOINT", ""),
-            index_replicas=int(env.get("HANRAG_INDEX_REPLICAS") or 1),
-            llm=choice("HANRAG_LLM", LLMS, "none"),
-            llm_model=env.get("HANRAG_LLM_MODEL", ""),
-            llm_endpoint=env.get("HANRAG_LLM_ENDPOINT", ""),
-            embed_batch_chunks=int(env.get("HANRAG_EMBED_BATCH_CHUNKS") or 64),
+            embedder=choice(Env.EMBEDDER, EMBEDDERS, "sagemaker"),
+            embed_endpoint=env.get(Env.EMBED_ENDPOINT, ""),
+            embed_dim=int(env.get(Env.EMBED_DIM) or 384),
+            bedrock_embed_model=env.get(Env.BEDROCK_EMBED_MODEL) or "amazon.titan-embed-text-v2:0",
+            index=choice(Env.INDEX, INDEXES, "opensearch"),
+            opensearch_endpoint=env.get(Env.OPENSEARCH_ENDPOINT, ""),
+            index_replicas=int(env.get(Env.INDEX_REPLICAS) or 1),
             pipeline=Settings.from_env(env),
         )
 
@@ -193,18 +194,48 @@ class Components:
         return self._once("llm", self._build_llm)
 
     def _build_llm(self) -> LLM | None:
-        s = self.settings
-        if s.llm == "bedrock":
+        """HANRAG_LLM as `pipeline.config` parsed it; the AWS backends get this container's clients."""
+        llm = self.settings.pipeline.llm
+        if llm.kind == "bedrock":
             from pipeline.adapters.aws.llm import DEFAULT_BEDROCK_MODEL, BedrockLLM
 
-            return BedrockLLM(self.client("bedrock-runtime"), s.llm_model or DEFAULT_BEDROCK_MODEL)
-        if s.llm == "sagemaker":
+            return BedrockLLM(self.client("bedrock-runtime"), llm.model or DEFAULT_BEDROCK_MODEL)
+        if llm.kind == "sagemaker" and llm.endpoint:
             from pipeline.adapters.aws.llm import SageMakerLLM
 
-            if not s.llm_endpoint:
-                raise ValueError("HANRAG_LLM_ENDPOINT is not set: which SageMaker endpoint writes?")
-            return SageMakerLLM(self.client("sagemaker-runtime"), s.llm_endpoint)
-        return None
+            return SageMakerLLM(self.client("sagemaker-runtime"), llm.endpoint)
+        from pipeline.adapters.llm import build_llm
+
+        return build_llm(llm)  # none, openai, or the reason a setting is missing
+
+    def ports(self, uploads: BlobStore | None = None) -> StepPorts:
+        """The ports a step reads (`pipeline.steps.Ports`); each is built only when a step uses it."""
+        return StepPorts(self, uploads)
+
+
+class StepPorts:
+    """`pipeline.steps.Ports` over a container's components, with the upload store of one event."""
+
+    def __init__(self, components: Components, uploads: BlobStore | None = None) -> None:
+        self._c = components
+        self._uploads = uploads
+
+    @property
+    def settings(self) -> Settings:
+        return self._c.settings.pipeline
+
+    @property
+    def uploads(self) -> BlobStore:
+        if self._uploads is None:
+            raise ValueError("this step reads no upload")
+        return self._uploads
+
+    blobs = property(lambda self: self._c.blobs)
+    embedder = property(lambda self: self._c.embedder)
+    index = property(lambda self: self._c.index)
+    registry: Registry = property(lambda self: self._c.registry)  # type: ignore[assignment]
+    notifiers = property(lambda self: self._c.notifiers)
+    llm = property(lambda self: self._c.llm)
 
 
 @cache

@@ -9,10 +9,14 @@ from pipeline.errors import InvalidName
 
 
 class S3BlobStore:
-    def __init__(self, client: Any, bucket: str, prefix: str = "artifacts/") -> None:
+    """`version_id` pins reads to one object version: an upload is read as the event named it, even
+    when the file was replaced since."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "artifacts/", version_id: str = "") -> None:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix
+        self.version = {"VersionId": version_id} if version_id else {}
 
     def _key(self, key: str) -> str:
         if key.startswith("/") or ".." in key.split("/"):
@@ -29,7 +33,12 @@ class S3BlobStore:
     def get(self, key: str) -> bytes:
         full = self._key(key)
         with aws_call(f"S3 get s3://{self.bucket}/{full}"):
-            return self.client.get_object(Bucket=self.bucket, Key=full)["Body"].read()
+            return self.client.get_object(Bucket=self.bucket, Key=full, **self.version)["Body"].read()
+
+    def size(self, key: str) -> int:
+        full = self._key(key)
+        with aws_call(f"S3 head s3://{self.bucket}/{full}"):
+            return int(self.client.head_object(Bucket=self.bucket, Key=full, **self.version)["ContentLength"])
 
     def delete_prefix(self, prefix: str) -> None:
         full = self._key(prefix)

@@ -67,6 +67,9 @@ class SqliteRegistry:
                  json.dumps(record.to_dict(), ensure_ascii=False)),
             )
 
+    def record_run_outcome(self, record: RunRecord) -> None:
+        """Nothing more to write: here the runs table, which `save_run` keeps, is read for outcomes."""
+
     def recent_runs(self, limit: int = 20, user_id: str | None = None) -> list[RunRecord]:
         if user_id is None:
             rows = self.db.execute("SELECT record FROM runs ORDER BY started_at DESC LIMIT ?", (limit,))

@@ -1,0 +1,55 @@
+"""The import rules of the architecture, read from the AST of every module (what a newcomer relies on:
+the pure stages stay pure, and both runners reach them only through the step module)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def imports(path: Path) -> set[str]:
+    """Every module `path` imports (absolute names), at any depth of the file; `from a import b` counts
+    as `a` and `a.b`, since b may be a module."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def offending(paths, forbidden: tuple[str, ...]) -> dict[str, set[str]]:
+    bad = {}
+    for path in paths:
+        hits = {name for name in imports(path) if name.startswith(forbidden)}
+        if hits:
+            bad[str(path.relative_to(ROOT))] = hits
+    return bad
+
+
+def test_stages_import_contracts_and_pure_helpers_only():
+    forbidden = ("pipeline.adapters", "pipeline.config", "pipeline.runner", "pipeline.steps", "pipeline.lambdas",
+                 "pipeline.cli", "boto3", "botocore", "chat")
+    assert offending((ROOT / "pipeline/stages").rglob("*.py"), forbidden) == {}
+
+
+def test_runner_and_lambda_handlers_reach_the_stages_only_through_the_steps():
+    paths = [ROOT / "pipeline/runner.py", *(ROOT / "pipeline/lambdas").glob("*.py")]
+    assert offending(paths, ("pipeline.stages",)) == {}
+    assert "pipeline.steps" in imports(ROOT / "pipeline/runner.py")
+    assert "pipeline.steps" in imports(ROOT / "pipeline/lambdas/ingest.py")
+
+
+def test_infra_imports_only_the_definition_of_ours():
+    ours = {name for path in (ROOT / "infra").glob("*.py") for name in imports(path)
+            if name.startswith(("pipeline", "chat"))}
+    assert {name.rpartition(".")[0] if name.count(".") > 1 else name for name in ours} == {"pipeline.definition"}
+
+
+def test_the_chat_lambda_never_imports_the_runner_or_the_ingest_handlers():
+    assert offending([ROOT / "chat/handler.py", ROOT / "chat/service.py"],
+                     ("pipeline.runner", "pipeline.lambdas.ingest", "pipeline.stages")) == {}
