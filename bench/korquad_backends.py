@@ -30,8 +30,8 @@ from pipeline.adapters.opensearch import OpenSearchIndex, opensearch_client  # n
 from pipeline.evaluate import LatencySummary, score_rankings  # noqa: E402
 from pipeline.korquad import DEFAULT_DATASET, USER, K, build_index, load, passage_vectors  # noqa: E402
 from pipeline.models import Chunk, DocumentRef  # noqa: E402
+from pipeline.options import SearchOptions  # noqa: E402
 from pipeline.stages.chunk import chunk_document  # noqa: E402
-from pipeline.stages.index import SearchOptions  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 PORT = 9202

@@ -41,8 +41,8 @@ from pipeline.evaluate import score_rankings  # noqa: E402
 from pipeline.korean import CONTENT_TAGS, kiwi  # noqa: E402
 from pipeline.korquad import DEFAULT_DATASET, load, passage_vectors  # noqa: E402
 from pipeline.models import Chunk  # noqa: E402
+from pipeline.options import SearchOptions, fuse  # noqa: E402
 from pipeline.stages.chunk import chunk_document  # noqa: E402
-from pipeline.stages.index import SearchOptions, fuse  # noqa: E402
 
 K = 10
 OUT = ROOT / "bench" / "out"  # shared with bench/korquad.py: its cached passage vectors serve here

@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.definition import Env
-from pipeline.stages.chunk import ChunkOptions
-from pipeline.stages.extract import ExtractOptions
-from pipeline.stages.index import SearchOptions
+from pipeline.options import ChunkOptions, ExtractOptions, SearchOptions
 
 
 @dataclass(frozen=True)

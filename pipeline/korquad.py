@@ -33,11 +33,11 @@ from pipeline.adapters.local.sqlite_index import SqliteIndex
 from pipeline.errors import PipelineError
 from pipeline.evaluate import LatencySummary, score_rankings
 from pipeline.models import Chunk, DocumentRef, ExtractedDocument
+from pipeline.options import SearchOptions, fuse
 from pipeline.ports import Embedder
 from pipeline.stages.chunk import chunk_document, count_tokens
 from pipeline.stages.embed import embed_chunks
 from pipeline.stages.extract.text import blocks
-from pipeline.stages.index import SearchOptions, fuse
 
 USER = "korquad"
 K = 10

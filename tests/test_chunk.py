@@ -9,7 +9,8 @@ from conftest import BANK, SAMPLES, TUNNEL
 
 from pipeline.korean import sentences
 from pipeline.models import DocumentRef, Element, ExtractedDocument, Table
-from pipeline.stages.chunk import ChunkOptions, chunk_document, count_tokens
+from pipeline.options import ChunkOptions
+from pipeline.stages.chunk import chunk_document, count_tokens
 from pipeline.stages.extract import extract
 
 

@@ -10,7 +10,8 @@ import pytest
 from conftest import BANK, FIXTURES, SAMPLES, TUNNEL
 
 from pipeline.errors import BrokenDocument, EmptyDocument, EncryptedDocument, UnsupportedFormat
-from pipeline.stages.extract import ExtractOptions, decode_text, extract
+from pipeline.options import ExtractOptions
+from pipeline.stages.extract import decode_text, extract
 
 
 def read(path) -> bytes:

@@ -12,7 +12,8 @@ from conftest import FIXTURES, make_runner
 from chat.retrieve import Retriever
 from pipeline.errors import BrokenDocument, EncryptedDocument, LimitExceeded
 from pipeline.models import ExtractedDocument, Table
-from pipeline.stages.extract import ExtractOptions, extract
+from pipeline.options import ExtractOptions
+from pipeline.stages.extract import extract
 from pipeline.stages.extract.hwpx import extract_hwpx
 
 HWP = FIXTURES / "hwp"

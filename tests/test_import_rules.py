@@ -53,3 +53,20 @@ def test_infra_imports_only_the_definition_of_ours():
 def test_the_chat_lambda_never_imports_the_runner_or_the_ingest_handlers():
     assert offending([ROOT / "chat/handler.py", ROOT / "chat/service.py"],
                      ("pipeline.runner", "pipeline.lambdas.ingest", "pipeline.stages")) == {}
+
+
+CONTRACTS = ("pipeline.models", "pipeline.ports", "pipeline.definition", "pipeline.options", "pipeline.errors",
+             "pipeline.names")
+
+
+def test_adapters_and_settings_never_import_stages_or_runners():
+    paths = [*(ROOT / "pipeline/adapters").rglob("*.py"), ROOT / "pipeline/config.py"]
+    forbidden = ("pipeline.stages", "pipeline.runner", "pipeline.steps", "pipeline.lambdas", "pipeline.cli")
+    assert offending(paths, forbidden) == {}
+
+
+def test_contracts_import_only_contracts_of_ours():
+    paths = [ROOT / f"{name.replace('.', '/')}.py" for name in CONTRACTS]
+    ours = {str(p.relative_to(ROOT)): {n for n in imports(p) if n.startswith(("pipeline", "chat"))} for p in paths}
+    strays = {path: {n for n in names if not n.startswith(CONTRACTS)} for path, names in ours.items()}
+    assert {path: names for path, names in strays.items() if names} == {}

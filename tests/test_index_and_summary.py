@@ -15,10 +15,10 @@ from pipeline.adapters.local.sqlite_index import SqliteIndex
 from pipeline.definition import STAGE_NAMES, STAGES
 from pipeline.korean import sentences
 from pipeline.models import DocumentRef
+from pipeline.options import SearchOptions, fuse
 from pipeline.stages.chunk import chunk_document
 from pipeline.stages.embed import embed_chunks
 from pipeline.stages.extract import extract
-from pipeline.stages.index import SearchOptions, fuse
 from pipeline.stages.summarize import summarize
 
 

@@ -21,10 +21,10 @@ from conftest import AVIATION, BANK, FINTECH, FIXTURES, SAMPLES, TUNNEL
 
 from pipeline.errors import InvalidName
 from pipeline.models import Chunk, DocumentRef
+from pipeline.options import MAX_K
 from pipeline.stages.chunk import chunk_document
 from pipeline.stages.embed import embed_chunks
 from pipeline.stages.extract import extract
-from pipeline.stages.index import MAX_K
 
 BACKENDS = ["sqlite", "opensearch"]
 

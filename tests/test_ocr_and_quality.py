@@ -116,7 +116,7 @@ def test_without_ocr_the_reason_names_what_is_missing(monkeypatch):
 
 
 def test_ocr_can_be_turned_off():
-    from pipeline.stages.extract import ExtractOptions
+    from pipeline.options import ExtractOptions
 
     with pytest.raises(EmptyDocument, match="OCR is turned off"):
         extract(IMAGE.read_bytes(), IMAGE.name, ExtractOptions(ocr=False))

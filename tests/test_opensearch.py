@@ -22,8 +22,8 @@ from pipeline.adapters.opensearch import OpenSearchIndex, alias_name, index_body
 from pipeline.config import IndexSettings, Settings
 from pipeline.errors import PipelineError, TransientError
 from pipeline.models import Chunk, DocumentRef
+from pipeline.options import SearchOptions
 from pipeline.runner import LocalRunner
-from pipeline.stages.index import SearchOptions
 
 
 def tokens(client, text: str, **analyzer) -> list[str]:

@@ -177,8 +177,8 @@ def bad_inputs(folder: Path) -> dict[str, str]:
 
 def test_every_bad_file_ends_with_its_own_reason_and_the_good_one_is_searchable(tmp_path, embedder):
     from pipeline.config import Settings
+    from pipeline.options import ExtractOptions
     from pipeline.runner import LocalRunner, collect_files
-    from pipeline.stages.extract import ExtractOptions
 
     inbox = inbox_with(tmp_path, SAMPLES / TUNNEL, *HARD.iterdir(), FIXTURES / "empty.txt",
                        FIXTURES / "encrypted-file.pdf", FIXTURES / "issue-297.pdf")

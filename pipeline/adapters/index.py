@@ -6,8 +6,8 @@ The OpenSearch client is imported only when chosen, so the embedded default neve
 from __future__ import annotations
 
 from pipeline.config import IndexSettings
+from pipeline.options import SearchOptions
 from pipeline.ports import Embedder, SearchIndex
-from pipeline.stages.index import SearchOptions
 
 
 def build_index(settings: IndexSettings, embedder: Embedder, search: SearchOptions, database=None) -> SearchIndex:

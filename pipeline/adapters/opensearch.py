@@ -18,7 +18,7 @@ One index per user and embedding model, behind one alias per user:
   version searchable, and its retry overwrites the same ids (nothing is doubled). Older chunks are
   then deleted.
 - hybrid_search sends the keyword (BM25 over nori) and the k-NN query in one `_msearch` and fuses the
-  two rankings with `pipeline.stages.index.fuse`, the function the SQLite index uses: the same
+  two rankings with `pipeline.options.fuse`, the function the SQLite index uses: the same
   options give the same kind of ranking on both indices, and no `neural-search` plugin is needed.
 
 Each query is also filtered by `user_id`, so even a mistaken index name cannot return another user's
@@ -37,7 +37,7 @@ import numpy as np
 from pipeline.errors import PipelineError, TransientError
 from pipeline.models import Chunk, DocumentRef, SearchHit
 from pipeline.names import validate_user_id
-from pipeline.stages.index import SearchOptions, check_k, fuse
+from pipeline.options import SearchOptions, check_k, fuse
 
 SOURCE_FIELDS = ["chunk_id", "document_id", "version", "source", "title", "page_start", "page_end",
                  "heading", "kind", "text"]

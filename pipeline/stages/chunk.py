@@ -19,12 +19,7 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter, TextSplitte
 
 from pipeline.korean import sentences
 from pipeline.models import Chunk, DocumentRef, Element, ExtractedDocument, Table
-
-
-@dataclass(frozen=True)
-class ChunkOptions:
-    chunk_tokens: int = 512
-    overlap_tokens: int = 64
+from pipeline.options import ChunkOptions
 
 
 @lru_cache(maxsize=1)

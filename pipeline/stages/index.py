@@ -1,14 +1,12 @@
-"""Index: make a document's new chunks searchable, and the rules of hybrid ranking.
+"""Index: make a document's new chunks searchable.
 
-The write itself belongs to the `SearchIndex` adapter (SQLite here, OpenSearch on AWS); what both
-share is how two rankings — keyword (BM25) and vector (cosine) — become one.
+The write itself belongs to the `SearchIndex` adapter (SQLite, or OpenSearch); how the two rankings
+— keyword (BM25) and vector (cosine) — become one is a contract both share, in `pipeline.options`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
-from typing import Literal, TypeVar
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -16,49 +14,7 @@ from pipeline.models import Chunk, DocumentRef
 from pipeline.ports import SearchIndex
 
 
-@dataclass(frozen=True)
-class SearchOptions:
-    fusion: Literal["minmax", "rrf"] = "minmax"
-    dense_weight: float = 0.5  # minmax: share of the vector score; the rest is the keyword score
-    rrf_k: int = 60
-    depth: int = 50  # candidates taken from each ranking before fusion
-
-
-MAX_K = 100  # the most hits one search returns
-
-
-def check_k(k: int) -> int:
-    """Every index refuses a k outside 1..MAX_K with the same message."""
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-        raise ValueError(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
-    return k
-
-
 def index_document(index: SearchIndex, ref: DocumentRef, chunks: Sequence[Chunk], vectors: np.ndarray) -> int:
     """Replace whatever version of the document was searchable with this one; returns chunk count."""
     index.replace_document(ref, chunks, vectors)
     return len(chunks)
-
-
-Key = TypeVar("Key", bound=Hashable)
-
-
-def fuse(
-    keyword: list[tuple[Key, float]], vector: list[tuple[Key, float]], options: SearchOptions
-) -> list[tuple[Key, float]]:
-    """Combine two rankings of ids (SQLite rowids, OpenSearch `_id`s) into one, best first."""
-    scores: dict[Key, float] = {}
-    if options.fusion == "rrf":
-        for ranking in (keyword, vector):
-            for rank, (rowid, _) in enumerate(ranking, start=1):
-                scores[rowid] = scores.get(rowid, 0.0) + 1.0 / (options.rrf_k + rank)
-    else:
-        for ranking, weight in ((keyword, 1.0 - options.dense_weight), (vector, options.dense_weight)):
-            if not ranking:
-                continue
-            values = [s for _, s in ranking]
-            low, high = min(values), max(values)
-            for rowid, score in ranking:
-                normalized = (score - low) / (high - low) if high > low else 1.0
-                scores[rowid] = scores.get(rowid, 0.0) + weight * normalized
-    return sorted(scores.items(), key=lambda item: item[1], reverse=True)

@@ -16,7 +16,7 @@ from pipeline.adapters.local.database import Database
 from pipeline.korean import analyze, analyze_many
 from pipeline.models import Chunk, DocumentRef, SearchHit
 from pipeline.names import validate_user_id
-from pipeline.stages.index import SearchOptions, check_k, fuse
+from pipeline.options import SearchOptions, check_k, fuse
 
 _HIT_COLUMNS = "chunk_id, document_id, source, title, page_start, page_end, heading, kind, text"
 

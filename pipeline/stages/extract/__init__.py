@@ -10,12 +10,12 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from dataclasses import dataclass
 from pathlib import PurePath
 
 from pipeline.errors import BrokenDocument, EmptyDocument, LimitExceeded, UnsupportedFormat
 from pipeline.korean import is_mostly_korean
 from pipeline.models import ExtractedDocument
+from pipeline.options import ExtractOptions
 from pipeline.stages.extract.html import extract_html
 from pipeline.stages.extract.hwp import extract_hwp
 from pipeline.stages.extract.hwpx import extract_hwpx
@@ -98,15 +98,6 @@ def _ole_kind(data: bytes) -> str:
         if stream in streams:
             return kind
     return "ole"
-
-
-@dataclass(frozen=True)
-class ExtractOptions:
-    pdf_tables: bool = True
-    pdf_password: str | None = None
-    max_pages: int = 5000
-    ocr: bool = True  # read image-only and garbled pages, and images, with Tesseract when it is installed
-    max_unzipped_bytes: int = 200 * 1024 * 1024  # a ZIP-based file (DOCX, HWPX, …) or an HWP may expand to this
 
 
 def sniff_format(data: bytes, source: str) -> str:

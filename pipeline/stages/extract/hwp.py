@@ -34,7 +34,7 @@ from pipeline.stages.extract.hwp_text import is_heading_style, paragraph_element
 if TYPE_CHECKING:
     import olefile
 
-    from pipeline.stages.extract import ExtractOptions
+    from pipeline.options import ExtractOptions
 
 # Record tags (HWPTAG_BEGIN = 16).
 STYLE = 26

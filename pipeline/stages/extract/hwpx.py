@@ -34,7 +34,7 @@ from pipeline.stages.extract.hwp_table import CellSpan, build_table
 from pipeline.stages.extract.hwp_text import is_heading_style, paragraph_elements
 
 if TYPE_CHECKING:
-    from pipeline.stages.extract import ExtractOptions
+    from pipeline.options import ExtractOptions
 
 HP = "{http://www.hancom.co.kr/hwpml/2011/paragraph}"
 HH = "{http://www.hancom.co.kr/hwpml/2011/head}"

@@ -22,7 +22,7 @@ from pipeline.stages.extract.quality import looks_garbled
 from pipeline.stages.extract.text import blocks
 
 if TYPE_CHECKING:
-    from pipeline.stages.extract import ExtractOptions
+    from pipeline.options import ExtractOptions
 
 log = logging.getLogger(__name__)
 
