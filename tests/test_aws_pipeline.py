@@ -137,11 +137,21 @@ def aws_environment(home: Path, extra_env: dict[str, str] | None = None):
             wiring.reset()
 
 
+def s3_event(kind: str, key: str, version_id: str | None = None, reason: str = "PutObject") -> dict:
+    """The event EventBridge sends for an S3 object (the shape AWS documents, every required field)."""
+    s3_object = {"key": key, "size": 1, "etag": "d41d8cd98f00b204e9800998ecf8427e", "sequencer": "00617F08299329D189"}
+    if version_id:
+        s3_object["version-id"] = version_id
+    return {"version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103", "detail-type": kind, "source": "aws.s3",
+            "account": ACCOUNT, "time": "2026-12-01T12:00:00Z", "region": REGION,
+            "resources": [f"arn:aws:s3:::{BUCKET}"],
+            "detail": {"version": "0", "bucket": {"name": BUCKET}, "object": s3_object,
+                       "request-id": "N4N7GDK58NMKJ12R", "requester": ACCOUNT, "reason": reason}}
+
+
 def object_created(key: str, version_id: str) -> dict:
     """The event EventBridge sends for an upload (the ObjectCreated rule's pattern matches it)."""
-    return {"version": "0", "source": "aws.s3", "detail-type": "Object Created", "account": ACCOUNT,
-            "region": REGION, "detail": {"bucket": {"name": BUCKET},
-                                         "object": {"key": key, "version-id": version_id, "size": 1}}}
+    return s3_event("Object Created", key, version_id)
 
 
 def upload_and_run(aws, path: Path, user: str, name: str, url_encoded: bool = False) -> dict:
@@ -259,8 +269,7 @@ def test_an_encrypted_pdf_ends_in_the_catch_path_with_its_reason_recorded(aws, t
 def test_object_deleted_removes_the_chunks_and_marks_the_document_deleted(aws):
     c = aws.components
     delete = _handler("pipeline.lambdas.ingest.delete_handler")
-    event = {"detail-type": "Object Deleted", "source": "aws.s3",
-             "detail": {"bucket": {"name": BUCKET}, "object": {"key": quote_plus(f"uploads/kim/{BANK}", safe="/")}}}
+    event = s3_event("Object Deleted", quote_plus(f"uploads/kim/{BANK}", safe="/"), reason="DeleteObject")
     context = SimpleNamespace(function_name="DeleteFunction", memory_limit_in_mb=512, aws_request_id="del-1",
                               invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:DeleteFunction")
     question = "지방은행 시중은행 전환"
@@ -278,3 +287,15 @@ def test_no_boto3_in_stages():
     for path in (Path(__file__).parent.parent / "pipeline/stages").rglob("*.py"):
         source = path.read_text()
         assert "boto3" not in source and "botocore" not in source, path
+
+
+def test_an_event_that_is_not_an_s3_notification_is_refused_with_what_is_wrong():
+    from pipeline.errors import PipelineError
+    from pipeline.lambdas.ingest import upload_from_event
+
+    upload = upload_from_event(object_created("uploads/kim/보고서.pdf", "v1"))
+    assert (upload.bucket, upload.key, upload.version_id) == (BUCKET, "uploads/kim/보고서.pdf", "v1")
+    broken = object_created("uploads/kim/보고서.pdf", "v1")
+    del broken["detail"]["object"]["key"]
+    with pytest.raises(PipelineError, match=r"not an S3 event from EventBridge \(detail\.object\.key: Field required"):
+        upload_from_event(broken)

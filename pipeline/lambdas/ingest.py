@@ -53,11 +53,20 @@ def parse_upload_key(key: str) -> tuple[str, str]:
 
 
 def upload_from_event(event: dict) -> Upload:
-    """The S3 object an EventBridge `Object Created` / `Object Deleted` event names."""
-    detail = event["detail"]
-    return Upload(bucket=detail["bucket"]["name"], key=detail["object"]["key"],
-                  version_id=detail["object"].get("version-id") or "",  # empty when versioning is off
-                  etag=detail["object"].get("etag") or "")
+    """The S3 object an EventBridge `Object Created` / `Object Deleted` event names, read through
+    Powertools' model of that event: a malformed event is refused with what is wrong in it."""
+    from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
+    from pydantic import ValidationError
+
+    try:
+        parsed = S3EventNotificationEventBridgeModel.model_validate(event)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:3])
+        raise errors.PipelineError(f"not an S3 event from EventBridge ({problems})") from None
+    s3_object = parsed.detail.object
+    return Upload(bucket=parsed.detail.bucket.name, key=s3_object.key,
+                  version_id=s3_object.version_id or "",  # empty when versioning is off
+                  etag=s3_object.etag or "")
 
 
 def key_spellings(key: str) -> list[str]:
