@@ -70,6 +70,10 @@ class BlobStore(Protocol):
 
     def delete_prefix(self, prefix: str) -> None: ...
 
+    def children(self, prefix: str) -> list[str]:
+        """The names one level below `prefix` (`kim/<doc>/` → its version folders), sorted."""
+        ...
+
 
 class Registry(Protocol):
     """What documents each user has, at which version, and the record of every run."""
@@ -91,3 +95,7 @@ class Registry(Protocol):
     def recent_runs(self, limit: int = 20, user_id: str | None = None) -> list[RunRecord]: ...
 
     def documents(self, user_id: str) -> Iterable[dict]: ...
+
+    def running_runs(self) -> list[RunRecord]:
+        """Runs recorded as running, so a runner can close the ones whose process is gone."""
+        ...

@@ -204,7 +204,7 @@ class LocalRunner:
     def close_interrupted_runs(self) -> list[RunRecord]:
         """Runs left 'running' by a process of this machine that no longer exists (killed, crashed,
         powered off) end as failed with that reason; ingesting the file again finishes its work."""
-        running = getattr(self.registry, "running_runs", lambda: [])()
+        running = self.registry.running_runs()
         closed = []
         for record in running:
             host, _, pid = record.worker.rpartition(":")
@@ -271,12 +271,10 @@ class LocalRunner:
             )
 
     def _drop_other_versions(self, ref: DocumentRef) -> None:
-        root = getattr(self.blobs, "root", None)
-        if root is None:
-            return
-        for folder in (Path(root) / ref.user_id / ref.document_id).glob("*"):
-            if folder.name != ref.version[:16]:
-                self.blobs.delete_prefix(f"{ref.user_id}/{ref.document_id}/{folder.name}")
+        """The artifacts of the document's other versions go once this one is current."""
+        for version in self.blobs.children(f"{ref.user_id}/{ref.document_id}"):
+            if version != ref.version[:16]:
+                self.blobs.delete_prefix(f"{ref.user_id}/{ref.document_id}/{version}")
 
     def _finish(self, record: RunRecord, status: str, reason: str | None = None) -> RunRecord:
         record.status = status  # type: ignore[assignment]

@@ -189,7 +189,11 @@ def test_s3_blob_store_round_trip_and_prefix_delete():
         store = S3BlobStore(s3, "hanrag-test")
         assert store.put("kim/doc/v1/chunks.json", b"[]") == "s3://hanrag-test/artifacts/kim/doc/v1/chunks.json"
         assert store.get("kim/doc/v1/chunks.json") == b"[]"
+        store.put("kim/doc/v2/chunks.json", b"[]")
+        store.put("kim/doc-other/v9/chunks.json", b"[]")  # another document whose id starts the same
+        assert store.children("kim/doc") == ["v1", "v2"] and store.children("kim/nobody") == []
         store.delete_prefix("kim/doc/")
+        store.delete_prefix("kim/doc-other/")
         assert "Contents" not in s3.list_objects_v2(Bucket="hanrag-test", Prefix="artifacts/")
         with pytest.raises(InvalidName):
             store.get("../secrets")

@@ -172,3 +172,16 @@ def test_pdf_passwords_per_file_per_user_and_for_everyone(tmp_path, embedder):
     wrong = ("failed", "encrypted PDF: the configured password is wrong")  # "*" is tried for user v
     assert outcome("v", "libreoffice-writer-password.pdf") == wrong
     assert Retriever(runner.embedder, runner.index).search("v", "password", 5) == []
+
+
+def test_a_new_version_leaves_only_its_own_artifacts(home, embedder, tmp_path):
+    from conftest import make_runner
+
+    path = tmp_path / "공지.txt"
+    path.write_text("1차 공지: 접수는 3월 4일까지입니다.", encoding="utf-8")
+    runner = make_runner(home, embedder)
+    first = runner.ingest("kim", [(path, "공지.txt")])[0]
+    path.write_text("2차 공지: 접수는 3월 11일까지로 연장합니다.", encoding="utf-8")
+    second = runner.ingest("kim", [(path, "공지.txt")])[0]
+    assert first.status == second.status == "succeeded" and first.version != second.version
+    assert runner.blobs.children(f"kim/{second.document_id}") == [second.version[:16]]

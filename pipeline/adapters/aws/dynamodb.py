@@ -86,6 +86,11 @@ class DynamoRegistry:
                 return None
         return answer["Attributes"]["document_id"]
 
+    def running_runs(self) -> list[RunRecord]:
+        """None to close here: on AWS no run belongs to a local process. An execution that dies (a
+        Lambda timeout, an out-of-memory kill) ends in the state machine's Catch, which records it."""
+        return []
+
     def record_run_outcome(self, record: RunRecord) -> None:
         """Put the last run's status, reason and stage timings on the document item, so the registry
         says why a file is not (or no longer) current without reading the run log."""

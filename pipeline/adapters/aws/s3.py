@@ -48,3 +48,13 @@ class S3BlobStore:
                 keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
                 if keys:
                     self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+
+    def children(self, prefix: str) -> list[str]:
+        full = self._key(prefix.rstrip("/") + "/")
+        paginator = self.client.get_paginator("list_objects_v2")
+        names: set[str] = set()
+        with aws_call(f"S3 list s3://{self.bucket}/{full}"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full, Delimiter="/"):
+                names.update(p["Prefix"][len(full):].rstrip("/") for p in page.get("CommonPrefixes", []))
+                names.update(item["Key"][len(full):] for item in page.get("Contents", []))
+        return sorted(names)

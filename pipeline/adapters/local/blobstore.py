@@ -40,3 +40,7 @@ class LocalBlobStore:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+
+    def children(self, prefix: str) -> list[str]:
+        path = self._path(prefix)
+        return sorted(child.name for child in path.iterdir()) if path.is_dir() else []
