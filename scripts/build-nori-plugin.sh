@@ -13,7 +13,10 @@ export JAVA_HOME="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
 # Maven 3.8's bundled guava touches sun.misc.Unsafe; keep JDK 24+ quiet about it.
 export MAVEN_OPTS="${MAVEN_OPTS:---sun-misc-unsafe-memory-access=allow}"
 
-(cd infra/opensearch/analysis-nori && mvn -q -B -Dstyle.color=never package)
+# quiet on success; the whole Maven log when the build fails
+log=$(mktemp)
+(cd infra/opensearch/analysis-nori && mvn -q -B -Dstyle.color=never package) >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; exit 1; }
+rm -f "$log"
 
 built=infra/opensearch/analysis-nori/target/analysis-nori
 [ -f "$built/plugin-descriptor.properties" ] || { echo "build produced no $built/plugin-descriptor.properties" >&2; exit 1; }
