@@ -24,6 +24,7 @@ import aws_cdk.aws_events as events
 import aws_cdk.aws_events_targets as targets
 import aws_cdk.aws_iam as iam
 import aws_cdk.aws_lambda as lambda_
+import aws_cdk.aws_lambda_destinations as destinations
 import aws_cdk.aws_logs as logs
 import aws_cdk.aws_opensearchservice as opensearch
 import aws_cdk.aws_s3 as s3
@@ -36,10 +37,12 @@ import aws_cdk.custom_resources as cr
 from constructs import Construct
 
 from pipeline.definition import (
+    BEDROCK_EMBED_DIMENSIONS,
     CHAT_AUTHORIZER_HANDLER,
     CHAT_HTTP_HANDLER,
     CHAT_WEBSOCKET_HANDLER,
     DELETE_HANDLER,
+    LAMBDA_SERVICE_RETRY,
     RECORD_FAILURE_HANDLER,
     SEARCH_SETUP_HANDLER,
     STAGES,
@@ -52,16 +55,36 @@ from pipeline.definition import (
 ROOT = Path(__file__).resolve().parent.parent
 UPLOAD_PREFIX = "uploads/"
 ARTIFACT_PREFIX = "artifacts/"
-# Errors the state machine retries with the definition's backoff: ours, and Lambda's own hiccups.
-TRANSIENT_ERRORS = ["TransientError", "Lambda.TooManyRequestsException", "Lambda.ServiceException",
-                    "Lambda.AWSLambdaException", "Lambda.SdkClientException"]
+# Errors the state machine retries with the stage's policy (ours), and Lambda's own service errors,
+# which every task retries with LAMBDA_SERVICE_RETRY, whatever its stage's policy.
+TRANSIENT_ERRORS = ["TransientError"]
+LAMBDA_SERVICE_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                         "Lambda.TooManyRequestsException"]
 # Memory (MB) per stage, for a 300-page PDF: extraction holds the PDF, its pages and its tables.
 MEMORY = {"extract": 3008, "chunk": 2048, "embed": 1024, "index": 1024, "summarize": 2048, "notify": 256}
 IMAGE_EXCLUDES = [".git", ".venv", "node_modules", "cdk.out", "tests", "bench", "samples", "scripts", ".hanrag",
                   "build", "dist", "**/__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache"]
-# The Hugging Face TEI CPU container for the embedding endpoint (only when no endpoint name is given).
-DEFAULT_TEI_IMAGE = ("763104351884.dkr.ecr.us-east-1.amazonaws.com/"
-                     "tei-cpu:2.0.1-tei1.2.3-cpu-py310-ubuntu22.04")
+# The Hugging Face TEI CPU container for the embedding endpoint (only when no endpoint name is given):
+# published per region, each from its own account. From the SageMaker Python SDK's
+# src/sagemaker/image_uri_config/huggingface-tei-cpu.json (TEI 1.7.0, tag `<tag_prefix>-cpu-py310-ubuntu22.04`);
+# the air-gapped ISO regions it also lists are left out.
+TEI_REPOSITORY = "tei-cpu"
+TEI_TAG = "2.0.1-tei1.7.0-cpu-py310-ubuntu22.04"
+TEI_ACCOUNTS = {
+    "af-south-1": "510948584623", "ap-east-1": "651117190479", "ap-northeast-1": "354813040037",
+    "ap-northeast-2": "366743142698", "ap-northeast-3": "867004704886", "ap-south-1": "720646828776",
+    "ap-south-2": "628508329040", "ap-southeast-1": "121021644041", "ap-southeast-2": "783357654285",
+    "ap-southeast-3": "951798379941", "ap-southeast-4": "106583098589", "ca-central-1": "341280168497",
+    "ca-west-1": "190319476487", "cn-north-1": "450853457545", "cn-northwest-1": "451049120500",
+    "eu-central-1": "492215442770", "eu-central-2": "680994064768", "eu-north-1": "662702820516",
+    "eu-south-1": "978288397137", "eu-south-2": "104374241257", "eu-west-1": "141502667606",
+    "eu-west-2": "764974769150", "eu-west-3": "659782779980", "il-central-1": "898809789911",
+    "me-central-1": "272398656194", "me-south-1": "801668240914", "sa-east-1": "737474898029",
+    "us-east-1": "683313688378", "us-east-2": "257758044811", "us-gov-east-1": "237065988967",
+    "us-gov-west-1": "414596584902", "us-west-1": "746614075791", "us-west-2": "246618743249",
+}
+TEI_REGION_MESSAGE = ("No Hugging Face TEI CPU image is published in this region (see TEI_ACCOUNTS in "
+                      "infra/stack.py): deploy in a region that has one, or pass EmbeddingEndpointName.")
 
 
 def _ack(construct: Construct, rule: str, reason: str) -> None:
@@ -75,13 +98,20 @@ def _ack_findings(construct: Construct, rule: str, findings: dict[str, str]) -> 
     ])
 
 
-def sfn_retry(policy: RetryPolicy) -> dict:
+def sfn_retry(policy: RetryPolicy, errors: list[str] = TRANSIENT_ERRORS) -> dict:
     """`add_retry` arguments; `RetryPolicy.max_attempts` counts the first try, Step Functions counts retries."""
     return {
-        "errors": TRANSIENT_ERRORS, "max_attempts": policy.max_attempts - 1,
+        "errors": errors, "max_attempts": policy.max_attempts - 1,
         "interval": cdk.Duration.seconds(int(policy.interval_seconds)), "backoff_rate": policy.backoff_rate,
         "max_delay": cdk.Duration.seconds(int(policy.max_delay_seconds)),
     }
+
+
+def lambda_service_retry(task: tasks.LambdaInvoke) -> tasks.LambdaInvoke:
+    """Every task retries Lambda's own service errors (throttled invoke, service hiccups), whatever its stage's
+    policy: each retrier counts its own attempts, so a stage without retries still gets these."""
+    task.add_retry(**sfn_retry(LAMBDA_SERVICE_RETRY, LAMBDA_SERVICE_ERRORS), jitter_strategy=sfn.JitterType.FULL)
+    return task
 
 
 class HanragStack(cdk.Stack):
@@ -114,15 +144,23 @@ class HanragStack(cdk.Stack):
             description="Hugging Face model the deployed TEI endpoint serves")
         self.embed_dim = cdk.CfnParameter(
             self, "EmbeddingDimension", type="Number", default=384, description="Vector size of the model")
-        self.tei_image = cdk.CfnParameter(
-            self, "EmbeddingImageUri", type="String", default=DEFAULT_TEI_IMAGE,
-            description="TEI CPU container image for your region (AWS Deep Learning Containers)")
         self.embedder_kind = cdk.CfnParameter(
             self, "Embedder", type="String", default="sagemaker", allowed_values=["sagemaker", "bedrock"],
             description="sagemaker (the endpoint above) or bedrock (Titan v2 / Cohere multilingual)")
         self.bedrock_embed_model = cdk.CfnParameter(
             self, "BedrockEmbeddingModelId", type="String", default="amazon.titan-embed-text-v2:0",
-            description="Bedrock embedding model when Embedder=bedrock")
+            allowed_values=list(BEDROCK_EMBED_DIMENSIONS), description="Bedrock embedding model when Embedder=bedrock")
+        # a dimension the Bedrock model cannot produce fails at deploy, before any resource is touched
+        for model, sizes in BEDROCK_EMBED_DIMENSIONS.items():
+            cdk.CfnRule(
+                self, f"BedrockDimension{''.join(c for c in model.split(':')[0].title() if c.isalnum())}",
+                rule_condition=cdk.Fn.condition_and(
+                    cdk.Fn.condition_equals(self.embedder_kind.value_as_string, "bedrock"),
+                    cdk.Fn.condition_equals(self.bedrock_embed_model.value_as_string, model)),
+                assertions=[cdk.CfnRuleAssertion(
+                    assert_=cdk.Fn.condition_contains([str(n) for n in sizes], self.embed_dim.value_as_string),
+                    assert_description=f"{model} produces {' or '.join(map(str, sizes))}-dimensional vectors: set "
+                                       f"EmbeddingDimension to {'one of them' if len(sizes) > 1 else sizes[0]}.")])
         self.llm_kind = cdk.CfnParameter(
             self, "Llm", type="String", default="bedrock", allowed_values=["bedrock", "none"],
             description="bedrock: summaries and answers by an LLM; none: extractive")
@@ -131,6 +169,21 @@ class HanragStack(cdk.Stack):
             description="Bedrock model or inference profile id (Converse API)")
         self.deploy_endpoint = cdk.CfnCondition(
             self, "DeployEmbeddingEndpoint", expression=cdk.Fn.condition_equals(self.embed_endpoint_name, ""))
+        self._tei_image()
+
+    def _tei_image(self) -> None:
+        """The region's TEI image and the account it is pulled from, from one mapping."""
+        if not cdk.Token.is_unresolved(self.region) and self.region not in TEI_ACCOUNTS:
+            raise ValueError(f"{TEI_REGION_MESSAGE} Region: {self.region}.")
+        images = cdk.CfnMapping(self, "TeiImages", mapping={
+            region: {"Account": account, "Repository": TEI_REPOSITORY, "Tag": TEI_TAG}
+            for region, account in TEI_ACCOUNTS.items()})
+        self._tei_account = images.find_in_map(self.region, "Account")
+        repository, tag = images.find_in_map(self.region, "Repository"), images.find_in_map(self.region, "Tag")
+        self.tei_image_uri = f"{self._tei_account}.dkr.ecr.{self.region}.{self.url_suffix}/{repository}:{tag}"
+        # Environment-agnostic synth knows the region only at deploy; there a region the mapping lacks
+        # fails at Fn::FindInMap before any resource is made. No Rule checks it: CloudFormation's rule
+        # functions are documented for parameters, and a rule it refuses would break every deploy.
 
     # ------------------------------------------------------------------ storage
 
@@ -187,20 +240,18 @@ class HanragStack(cdk.Stack):
             actions=["ecr:GetAuthorizationToken"], resources=["*"]))
         role.add_to_policy(iam.PolicyStatement(
             actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            resources=[f"arn:{self.partition}:ecr:*:763104351884:repository/*"]))
+            resources=[f"arn:{self.partition}:ecr:{self.region}:{self._tei_account}:repository/{TEI_REPOSITORY}"]))
         role.add_to_policy(iam.PolicyStatement(
             actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
             resources=[f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:/aws/sagemaker/*"]))
         _ack_findings(role, "IAM5", {
             "Resource::*": "ecr:GetAuthorizationToken has no resource scope.",
-            "Resource::arn:<AWS::Partition>:ecr:*:763104351884:repository/*":
-                "Image pulls only from the AWS Deep Learning Containers account that publishes TEI.",
             "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/*":
                 "SageMaker endpoints write their logs under /aws/sagemaker/."})
         model = sagemaker.CfnModel(
             self, "EmbeddingModel", execution_role_arn=role.role_arn,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
-                image=self.tei_image.value_as_string,
+                image=self.tei_image_uri,
                 environment={"HF_MODEL_ID": self.embed_model.value_as_string, "MAX_BATCH_TOKENS": "16384"}))
         config = sagemaker.CfnEndpointConfig(
             self, "EmbeddingEndpointConfig",
@@ -290,6 +341,16 @@ class HanragStack(cdk.Stack):
                 stage.timeout_seconds, env)
         self.record_failure = self._function("RecordFailureFunction", RECORD_FAILURE_HANDLER, 256, 60, env)
         self.delete_function = self._function("DeleteFunction", DELETE_HANDLER, 1024, 120, env)
+        # EventBridge invokes it asynchronously: Lambda retries a failed delete (a transient OpenSearch error)
+        # and then records the event in a queue, which an alarm watches, instead of dropping it
+        self.delete_failures = sqs.Queue(self, "DeleteFailures", enforce_ssl=True,
+                                         encryption=sqs.QueueEncryption.SQS_MANAGED,
+                                         retention_period=cdk.Duration.days(14))
+        _ack(self.delete_failures, "SQS3", "This queue is the on-failure destination of the delete function: "
+                                           "it is the dead-letter queue.")
+        self.delete_function.configure_async_invoke(
+            retry_attempts=2, max_event_age=cdk.Duration.hours(6),
+            on_failure=destinations.SqsDestination(self.delete_failures))
         f = self.stage_functions
         # least privilege: each function gets exactly what its stage touches
         # extract reads uploads; delete and the failure recorder only ask whether a key still exists
@@ -379,14 +440,16 @@ class HanragStack(cdk.Stack):
             task_timeout=sfn.Timeout.duration(cdk.Duration.seconds(stage.timeout_seconds + 30)), **kwargs)
         if stage.retry.max_attempts > 1:
             task.add_retry(**sfn_retry(stage.retry))
-        return task
+        return lambda_service_retry(task)
 
     def _state_machine(self) -> None:
         record_failure = tasks.LambdaInvoke(
             self, "RecordFailure", lambda_function=self.record_failure, payload_response_only=True,
+            retry_on_service_exceptions=False,
             result_path=f"$.{StateField.FAILURE}")
         record_failure.add_retry(errors=TRANSIENT_ERRORS, max_attempts=3, interval=cdk.Duration.seconds(2),
                                  backoff_rate=2.0)
+        lambda_service_retry(record_failure)
         failed = sfn.Fail(self, "DocumentFailed", error="DocumentFailed",
                           cause_path=f"$.{StateField.FAILURE}.reason")
         record_failure.next(failed)
@@ -566,7 +629,8 @@ class HanragStack(cdk.Stack):
         period = cdk.Duration.minutes(5)
         failed = self.machine.metric_failed(period=period)
         dlq = self.dead_letters.metric_approximate_number_of_messages_visible(period=period)
-        for name, metric in (("ExecutionsFailed", failed), ("DeadLetters", dlq)):
+        failed_deletes = self.delete_failures.metric_approximate_number_of_messages_visible(period=period)
+        for name, metric in (("ExecutionsFailed", failed), ("DeadLetters", dlq), ("FailedDeletes", failed_deletes)):
             alarm = cloudwatch.Alarm(self, f"{name}Alarm", metric=metric, threshold=1, evaluation_periods=1,
                                      comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                                      treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
@@ -583,7 +647,7 @@ class HanragStack(cdk.Stack):
             cloudwatch.GraphWidget(title="Seconds per stage (p90)", left=[
                 custom("StageSeconds", "ingest", "p90", stage=s.name) for s in STAGES]),
             cloudwatch.GraphWidget(title="Chunks indexed", left=[custom("ChunksIndexed", "ingest", stage="index")]),
-            cloudwatch.GraphWidget(title="Dead letters", left=[dlq]),
+            cloudwatch.GraphWidget(title="Dead letters", left=[dlq, failed_deletes]),
             cloudwatch.GraphWidget(title="Chat latency (s)", left=[custom("ChatLatency", "chat", "p50"),
                                                                    custom("ChatLatency", "chat", "p90")]),
         )

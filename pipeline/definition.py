@@ -72,6 +72,17 @@ STAGES: tuple[Stage, ...] = (
 
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
 
+# On AWS every task also retries Lambda's own service errors (throttling of the invoke, a Lambda
+# hiccup), whatever the stage's policy: the function may not even have run.
+LAMBDA_SERVICE_RETRY = RetryPolicy(max_attempts=6, interval_seconds=2.0, backoff_rate=2.0, max_delay_seconds=30.0)
+
+# The vector sizes each supported Bedrock embedding model can produce (the first is its default):
+# Titan Text Embeddings v2 takes 256, 512 or 1024; Cohere Embed Multilingual v3 always returns 1024.
+BEDROCK_EMBED_DIMENSIONS: dict[str, tuple[int, ...]] = {
+    "amazon.titan-embed-text-v2:0": (1024, 512, 256),
+    "cohere.embed-multilingual-v3": (1024,),
+}
+
 INGEST_MODULE = "pipeline.lambdas.ingest"
 RECORD_FAILURE_HANDLER = f"{INGEST_MODULE}.record_failure_handler"
 DELETE_HANDLER = f"{INGEST_MODULE}.delete_handler"

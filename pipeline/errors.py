@@ -41,6 +41,11 @@ class TimeLimitExceeded(LimitExceeded):
     """The file took longer than HANRAG_MAX_SECONDS."""
 
 
+class DimensionMismatch(PipelineError):
+    """The embedding model answers vectors of another size than the configured dimension (the index's
+    mapping): a configuration error, so retrying cannot help."""
+
+
 class TransientError(PipelineError):
     """A dependency (model, endpoint, webhook) failed in a way worth retrying."""
 

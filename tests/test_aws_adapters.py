@@ -15,7 +15,7 @@ from pipeline.adapters.aws.embedders import BedrockEmbedder, SageMakerEmbedder, 
 from pipeline.adapters.aws.errors import aws_call
 from pipeline.adapters.aws.llm import BedrockLLM, SageMakerLLM, converse_request, tgi_stream_text
 from pipeline.adapters.aws.sns import message_body, message_subject
-from pipeline.errors import InvalidName, TransientError
+from pipeline.errors import DimensionMismatch, InvalidName, TransientError
 from pipeline.models import Chunk, DocumentRef, RunRecord, StageTiming
 
 REF = DocumentRef("kim", "보도자료.pdf", "a" * 64)
@@ -54,18 +54,37 @@ def test_sagemaker_embedder_sends_e5_prefixes_in_batches_and_normalizes():
     assert sent[-1]["inputs"] == ["query: 질문"]
 
 
-def test_an_endpoint_answering_the_wrong_shape_is_a_transient_error():
-    client = mock.Mock(invoke_endpoint=mock.Mock(return_value={"Body": Body([[1.0, 2.0, 3.0]])}))
+def test_a_malformed_answer_is_transient_but_a_wrong_vector_size_is_permanent_with_a_reason():
+    client = mock.Mock(invoke_endpoint=mock.Mock(return_value={"Body": Body([1.0, 2.0])}))
     with pytest.raises(TransientError, match="expected"):
         SageMakerEmbedder(client, "e5", dim=2).embed_passages(["가"])
+    client = mock.Mock(invoke_endpoint=mock.Mock(return_value={"Body": Body([[1.0, 2.0, 3.0]])}))
+    with pytest.raises(DimensionMismatch, match="returns 3-dimensional vectors .* is 2") as caught:
+        SageMakerEmbedder(client, "e5", dim=2).embed_passages(["가"])
+    assert not caught.value.retryable and not isinstance(caught.value, TransientError)
+    titan = mock.Mock(invoke_model=mock.Mock(return_value={"body": Body({"embedding": [1.0] * 512})}))
+    with pytest.raises(DimensionMismatch, match="returns 512-dimensional"):
+        BedrockEmbedder(titan, "amazon.titan-embed-text-v2:0", dim=1024).embed_query("질문")
+
+
+def test_bedrock_refuses_a_dimension_the_model_cannot_produce():
+    client = mock.Mock()
+    for model, dim in (("amazon.titan-embed-text-v2:0", 384), ("amazon.titan-embed-text-v2:0", 768),
+                       ("cohere.embed-multilingual-v3", 384), ("cohere.embed-multilingual-v3", 512)):
+        with pytest.raises(DimensionMismatch, match=f"not {dim}"):
+            BedrockEmbedder(client, model, dim=dim)
+    for model, dim in (("amazon.titan-embed-text-v2:0", 256), ("amazon.titan-embed-text-v2:0", 512),
+                       ("amazon.titan-embed-text-v2:0", 1024), ("cohere.embed-multilingual-v3", 1024)):
+        assert BedrockEmbedder(client, model, dim=dim).dim == dim
+    assert BedrockEmbedder(client, "cohere.embed-multilingual-v3").dim == 1024
 
 
 def test_bedrock_embedding_bodies():
     assert titan_request("문장", 1024) == {"inputText": "문장", "dimensions": 1024, "normalize": True}
     assert cohere_request(["문장"], "search_query") == {"texts": ["문장"], "input_type": "search_query",
                                                           "truncate": "END"}
-    client = mock.Mock(invoke_model=mock.Mock(return_value={"body": Body({"embeddings": [[1.0, 0.0]]})}))
-    BedrockEmbedder(client, "cohere.embed-multilingual-v3", dim=2).embed_query("질문")
+    client = mock.Mock(invoke_model=mock.Mock(return_value={"body": Body({"embeddings": [[1.0] + [0.0] * 1023]})}))
+    BedrockEmbedder(client, "cohere.embed-multilingual-v3", dim=1024).embed_query("질문")
     assert json.loads(client.invoke_model.call_args.kwargs["body"])["input_type"] == "search_query"
     with pytest.raises(ValueError, match="unsupported"):
         BedrockEmbedder(client, "amazon.titan-embed-text-v1")

@@ -118,19 +118,153 @@ def test_state_machine_follows_pipeline_definition_order_retries_and_catch():
     embed = states["EmbedBatches"]["ItemProcessor"]["States"]["Embed"]
     for stage in STAGES:
         state = embed if stage.name == "embed" else states[stage.name.capitalize()]
-        retries = state.get("Retry", [])
+        ours = [r for r in state.get("Retry", []) if "TransientError" in r["ErrorEquals"]]
         if stage.retry.max_attempts > 1:
-            assert retries[0]["MaxAttempts"] == stage.retry.max_attempts - 1
-            assert retries[0]["IntervalSeconds"] == stage.retry.interval_seconds
-            assert retries[0]["BackoffRate"] == stage.retry.backoff_rate
-            assert "TransientError" in retries[0]["ErrorEquals"]
+            assert ours[0]["ErrorEquals"] == ["TransientError"]
+            assert ours[0]["MaxAttempts"] == stage.retry.max_attempts - 1
+            assert ours[0]["IntervalSeconds"] == stage.retry.interval_seconds
+            assert ours[0]["BackoffRate"] == stage.retry.backoff_rate
         else:
-            assert retries == []
+            assert ours == []
         holder = states["EmbedBatches"] if stage.name == "embed" else state
         assert holder["Catch"][0]["Next"] == f"FailedAt{stage.name.capitalize()}"
         assert states[f"FailedAt{stage.name.capitalize()}"]["Next"] == "RecordFailure"
     assert states["EmbedBatches"]["Type"] == "Map" and states["EmbedBatches"]["ItemsPath"] == "$.batches"
     assert states["RecordFailure"]["Next"] == "DocumentFailed"
+
+
+LAMBDA_SERVICE_ERRORS = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                         "Lambda.TooManyRequestsException"}
+
+
+def test_every_task_retries_lambda_service_errors_even_extract_and_chunk():
+    from pipeline.definition import LAMBDA_SERVICE_RETRY
+
+    states = state_machine_definition()["States"]
+    tasks = {name: state for name, state in states.items() if state["Type"] == "Task"}
+    tasks["Embed"] = states["EmbedBatches"]["ItemProcessor"]["States"]["Embed"]
+    assert {"Extract", "Chunk", "Embed", "Index", "Summarize", "Notify", "RecordFailure"} <= set(tasks)
+    for name, task in tasks.items():
+        service = [r for r in task.get("Retry", []) if LAMBDA_SERVICE_ERRORS & set(r["ErrorEquals"])]
+        assert len(service) == 1, name  # one retrier, not CDK's default beside ours
+        assert set(service[0]["ErrorEquals"]) == LAMBDA_SERVICE_ERRORS, name
+        assert service[0]["MaxAttempts"] == LAMBDA_SERVICE_RETRY.max_attempts - 1 >= 3, name
+        assert service[0]["JitterStrategy"] == "FULL", name
+
+
+class Intrinsics:
+    """Just enough of CloudFormation to resolve a value of the template for given parameters and region."""
+
+    def __init__(self, template: dict, region: str, **parameters: str) -> None:
+        self.template, self.region = template, region
+        self.values = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
+        self.values.update(parameters, **{"AWS::Region": region, "AWS::Partition": "aws",
+                                          "AWS::URLSuffix": "amazonaws.com", "AWS::AccountId": "123456789012"})
+
+    def __call__(self, value):
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) != 1:
+            return {k: self(v) for k, v in value.items()}
+        (fn, arg), = value.items()
+        if fn == "Ref":
+            return self.values[arg]
+        if fn == "Fn::FindInMap":
+            name, key, attribute = self(arg)
+            return self.template["Mappings"][name][key][attribute]
+        if fn == "Fn::Join":
+            return self(arg[0]).join(str(self(v)) for v in arg[1])
+        if fn == "Fn::Equals":
+            return str(self(arg[0])) == str(self(arg[1]))
+        if fn == "Fn::And":
+            return all(self(v) for v in arg)
+        if fn == "Fn::Not":
+            return not self(arg[0])
+        if fn == "Fn::Contains":
+            return str(self(arg[1])) in [str(v) for v in self(arg[0])]
+        if fn == "Condition":
+            return self(self.template["Conditions"][arg])
+        if fn == "Fn::If":
+            return self(arg[1] if self({"Condition": arg[0]}) else arg[2])
+        return {k: self(v) for k, v in value.items()}
+
+    def rules_failing(self) -> list[str]:
+        """The description of each assertion of each applicable rule that fails."""
+        failing = []
+        for rule in self.template.get("Rules", {}).values():
+            if "RuleCondition" in rule and not self(rule["RuleCondition"]):
+                continue
+            failing += [a["AssertDescription"] for a in rule["Assertions"] if not self(a["Assert"])]
+        return failing
+
+
+@pytest.mark.parametrize(("region", "account"), [("us-east-1", "683313688378"), ("ap-northeast-2", "366743142698"),
+                                                 ("eu-central-1", "492215442770"), ("cn-north-1", "450853457545")])
+def test_the_tei_image_and_its_pull_permission_come_from_the_regions_account(region, account):
+    template = synthesized()[0]
+    cfn = Intrinsics(template, region)
+    model = next(iter(resources("AWS::SageMaker::Model").values()))["Properties"]
+    assert cfn(model["PrimaryContainer"]["Image"]) == (
+        f"{account}.dkr.ecr.{region}.amazonaws.com/tei-cpu:2.0.1-tei1.7.0-cpu-py310-ubuntu22.04")
+    role = next(k for k, v in resources("AWS::IAM::Role").items() if "sagemaker.amazonaws.com" in json.dumps(v))
+    pulls = [st for pol in resources("AWS::IAM::Policy").values() if {"Ref": role} in pol["Properties"]["Roles"]
+             for st in pol["Properties"]["PolicyDocument"]["Statement"] if "ecr:BatchGetImage" in st["Action"]]
+    assert [cfn(st["Resource"]) for st in pulls] == [f"arn:aws:ecr:{region}:{account}:repository/tei-cpu"]
+    assert "763104351884" not in json.dumps(template)  # the general DLC account publishes no TEI image
+    assert cfn.rules_failing() == []
+
+
+def test_a_region_without_a_tei_image_is_refused_at_synth_when_known():
+    import aws_cdk as cdk
+
+    from infra.stack import HanragStack
+
+    template = synthesized()[0]
+    assert set(template["Mappings"]["TeiImages"]) >= {"us-east-1", "ap-northeast-2", "us-west-2", "eu-west-1"}
+    with pytest.raises(ValueError, match="No Hugging Face TEI CPU image .* Region: us-iso-east-1"):
+        HanragStack(cdk.App(), "Elsewhere", env=cdk.Environment(region="us-iso-east-1"))
+
+
+@pytest.mark.parametrize(("model", "dim", "ok"), [
+    ("amazon.titan-embed-text-v2:0", "1024", True), ("amazon.titan-embed-text-v2:0", "512", True),
+    ("amazon.titan-embed-text-v2:0", "256", True), ("amazon.titan-embed-text-v2:0", "384", False),
+    ("cohere.embed-multilingual-v3", "1024", True), ("cohere.embed-multilingual-v3", "384", False),
+    ("cohere.embed-multilingual-v3", "512", False)])
+def test_bedrock_with_a_dimension_the_model_cannot_produce_is_refused_at_deploy(model, dim, ok):
+    template = synthesized()[0]
+    assert template["Parameters"]["BedrockEmbeddingModelId"]["AllowedValues"] == [
+        "amazon.titan-embed-text-v2:0", "cohere.embed-multilingual-v3"]
+    failing = Intrinsics(template, "ap-northeast-2", Embedder="bedrock", BedrockEmbeddingModelId=model,
+                         EmbeddingDimension=dim).rules_failing()
+    assert failing == [] if ok else len(failing) == 1 and model in failing[0] and "EmbeddingDimension" in failing[0]
+    # the SageMaker default (e5-small, 384) is not held to Bedrock's sizes
+    assert Intrinsics(template, "ap-northeast-2", BedrockEmbeddingModelId=model,
+                      EmbeddingDimension="384").rules_failing() == []
+
+
+def test_a_failed_delete_is_retried_then_kept_in_an_encrypted_queue_with_an_alarm(template):
+    functions = resources("AWS::Lambda::Function")
+    handler = ["pipeline.lambdas.ingest.delete_handler"]
+    delete = next(k for k, f in functions.items() if f["Properties"].get("ImageConfig", {}).get("Command") == handler)
+    configs = [c["Properties"] for c in resources("AWS::Lambda::EventInvokeConfig").values()]
+    assert len(configs) == 1 and configs[0]["FunctionName"] == {"Ref": delete}
+    assert configs[0]["MaximumRetryAttempts"] == 2
+    queue = configs[0]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+    props = resources("AWS::SQS::Queue")[queue]["Properties"]
+    assert props["SqsManagedSseEnabled"] is True and props["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert queue.startswith("DeleteFailures")
+    dimension = {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}
+    alarm = next(a["Properties"] for a in resources("AWS::CloudWatch::Alarm").values()
+                 if dimension in a["Properties"]["Dimensions"])
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible" and alarm["Threshold"] == 1
+    assert alarm["AlarmActions"]
+    # the function may send to its queue (the destination is called with the function's role)
+    sends = [st for pol in resources("AWS::IAM::Policy").values()
+             for st in pol["Properties"]["PolicyDocument"]["Statement"]
+             if st["Resource"] == {"Fn::GetAtt": [queue, "Arn"]} and "sqs:SendMessage" in st["Action"]]
+    assert sends
 
 
 def test_lambdas_are_python_312_images_sized_for_a_300_page_pdf():
@@ -219,8 +353,8 @@ def test_dashboard_and_alarms_watch_runs_stages_dead_letters_and_chat():
     for metric in ("ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed", "StageSeconds", "ChunksIndexed",
                    "ApproximateNumberOfMessagesVisible", "ChatLatency"):
         assert metric in dashboard, metric
-    alarms = {a["Properties"]["MetricName"] for a in resources("AWS::CloudWatch::Alarm").values()}
-    assert alarms == {"ExecutionsFailed", "ApproximateNumberOfMessagesVisible"}
+    alarms = sorted(a["Properties"]["MetricName"] for a in resources("AWS::CloudWatch::Alarm").values())
+    assert alarms == ["ApproximateNumberOfMessagesVisible"] * 2 + ["ExecutionsFailed"]  # two dead-letter queues
     for alarm in resources("AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"]
 

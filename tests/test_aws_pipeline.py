@@ -19,7 +19,7 @@ import pytest
 from conftest import BANK, FINTECH, FIXTURES, SAMPLES
 from test_aws_infra import resources, synthesized
 
-from pipeline.errors import TransientError
+from pipeline.errors import DimensionMismatch, TransientError
 
 # Powertools warns when an invocation adds no metric (skips, failures, reads); that is expected here
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")
@@ -243,6 +243,41 @@ def test_a_throttled_embedding_is_retried_with_the_definitions_backoff(aws):
     hits = c.index.hybrid_search("lee", "핀테크 혁신펀드", c.embedder.embed_query("핀테크 혁신펀드"), 3)
     assert hits and hits[0].source == FINTECH
     assert [m["Subject"] for m in messages(aws)] == [f"hanrag ingested: {FINTECH}"]
+
+
+def lambda_service_error(name: str) -> Exception:
+    """What Step Functions reports when Lambda itself fails the invoke (its error name has a dot)."""
+    return type(f"Lambda.{name}", (Exception,), {})(f"Lambda: {name}")
+
+
+def test_lambdas_own_service_errors_are_retried_even_by_extract_and_chunk(aws):
+    aws.faults["ExtractFunction"] = [lambda_service_error("TooManyRequestsException")]
+    aws.faults["ChunkFunction"] = [lambda_service_error("ServiceException"), lambda_service_error("AWSLambdaException")]
+    before = len(aws.calls)
+    execution = upload_and_run(aws, SAMPLES / FINTECH, "park", FINTECH)
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    called = aws.calls[before:]
+    assert sum(c.startswith("ExtractFunction") for c in called) == 2
+    assert sum(c.startswith("ChunkFunction") for c in called) == 3
+    assert [m["Subject"] for m in messages(aws)] == [f"hanrag ingested: {FINTECH}"]
+
+
+def test_a_wrong_vector_size_fails_the_document_at_once_with_its_reason(aws):
+    reason = ("the embedding model returns 1024-dimensional vectors but the configured dimension "
+              "(HANRAG_EMBED_DIM / EmbeddingDimension) is 384; set it to 1024 (a new dimension needs a new index)")
+    aws.faults["EmbedFunction"] = [DimensionMismatch(reason)] * 5
+    before = len(aws.calls)
+    execution = upload_and_run(aws, SAMPLES / FINTECH, "choi", FINTECH)
+    remaining = len(aws.faults.pop("EmbedFunction"))
+    assert execution["status"] == "FAILED"
+    run_record = aws.components.registry.recent_runs(1, "choi")[0]
+    batches = -(-run_record.chunks // int(aws.env["HANRAG_EMBED_BATCH_CHUNKS"]))
+    # each batch of the Map was tried once: no retry of a permanent error
+    assert sum(c.startswith("EmbedFunction") for c in aws.calls[before:]) == 5 - remaining == batches
+    assert run_record.status == "failed" and run_record.failed_stage == "embed"
+    assert "1024-dimensional" in run_record.reason and "EmbeddingDimension" in run_record.reason
+    sent = [m for m in messages(aws) if m["Subject"].startswith("hanrag FAILED")]
+    assert sent and "1024-dimensional" in sent[0]["Message"]
 
 
 def test_the_same_file_again_is_unchanged_and_skipped(aws):

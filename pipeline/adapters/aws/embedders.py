@@ -15,16 +15,26 @@ from typing import Any
 import numpy as np
 
 from pipeline.adapters.aws.errors import aws_call
-from pipeline.errors import TransientError
+from pipeline.definition import BEDROCK_EMBED_DIMENSIONS
+from pipeline.errors import DimensionMismatch, TransientError
 
 QUERY_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
 
 
 def unit_rows(vectors: Any, dim: int) -> np.ndarray:
-    array = np.asarray(vectors, dtype=np.float32)
-    if array.ndim != 2 or array.shape[1] != dim:
+    """Vectors as unit rows; a malformed answer is transient (a cold or overloaded container), a well-formed
+    answer of the wrong width is permanent: the model and the configured dimension disagree."""
+    try:
+        array = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise TransientError(f"embedding endpoint returned no matrix of vectors: {error}") from error
+    if array.ndim != 2:
         raise TransientError(f"embedding endpoint returned shape {array.shape}, expected (n, {dim})")
+    if array.shape[1] != dim:
+        raise DimensionMismatch(f"the embedding model returns {array.shape[1]}-dimensional vectors but the "
+                                f"configured dimension (HANRAG_EMBED_DIM / EmbeddingDimension) is {dim}; "
+                                f"set it to {array.shape[1]} (a new dimension needs a new index)")
     norms = np.linalg.norm(array, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return array / norms
@@ -101,13 +111,18 @@ class BedrockEmbedder:
     """Titan v2 (`amazon.titan-embed-text-v2:0`) or Cohere multilingual (`cohere.embed-multilingual-v3`)."""
 
     def __init__(self, client: Any, model_id: str = TITAN_V2, dim: int | None = None) -> None:
-        if not model_id.startswith(("amazon.titan-embed-text-v2", "cohere.embed-multilingual")):
+        family = next((m for m in BEDROCK_EMBED_DIMENSIONS if model_id.startswith(m.split(":")[0])), None)
+        if family is None:
             raise ValueError(f"unsupported Bedrock embedding model {model_id!r}: use {TITAN_V2} or "
                              f"{COHERE_MULTILINGUAL}")
+        sizes = BEDROCK_EMBED_DIMENSIONS[family]
+        if dim and dim not in sizes:
+            raise DimensionMismatch(f"{model_id} produces {' or '.join(map(str, sizes))}-dimensional vectors, "
+                                    f"not {dim}: set HANRAG_EMBED_DIM / EmbeddingDimension to one of them")
         self.client = client
         self.model_id = model_id
         self.cohere = model_id.startswith("cohere.")
-        self._dim = dim or 1024  # both models: 1024 by default
+        self._dim = dim or sizes[0]  # both models: 1024 by default
 
     @property
     def dim(self) -> int:
