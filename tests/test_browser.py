@@ -20,10 +20,14 @@ from pipeline.config import Settings
 from tests.conftest import FINTECH, SAMPLES
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="needs Debian's chromium and chromium-driver (make test installs them when run as root)",
-)
+
+
+@pytest.fixture(autouse=True)
+def browser_installed():
+    """A missing browser fails the test (in CI too), never skips it."""
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.fail("needs Debian's chromium and chromium-driver (`make dev` installs them when run as root)",
+                    pytrace=False)
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 RUN_SECONDS = 600  # upper bound for ingesting one PDF on a busy 2-core machine; not a speed assertion
 QUESTION = "핀테크 혁신펀드 2호 펀드는 얼마 규모로 조성되나요?"

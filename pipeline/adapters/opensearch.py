@@ -248,6 +248,12 @@ def _call(what: str, call, *args, **kwargs):
         raise PipelineError(f"OpenSearch refused {what}: HTTP {status} {error.error}: {error.info}") from error
 
 
+def _not_found(error: PipelineError) -> bool:
+    from opensearchpy.exceptions import NotFoundError
+
+    return isinstance(error.__cause__, NotFoundError)
+
+
 # ---------------------------------------------------------------------------------------- index
 
 class OpenSearchIndex:
@@ -266,22 +272,25 @@ class OpenSearchIndex:
     # ------------------------------------------------------------------ aliases and indices
 
     def alias_target(self, user_id: str) -> str | None:
-        """The physical index the user's alias points at, or None for a user with no index yet."""
-        alias = alias_name(user_id)
-        if not _call("alias exists", self.client.indices.exists_alias, name=alias):
-            return None
-        targets = sorted(_call("get alias", self.client.indices.get_alias, name=alias))
-        return targets[0] if targets else None
+        """The physical index the user's alias points at (one request; every search asks), or None for
+        a user with no index yet."""
+        try:
+            targets = self._request("get alias", "GET", f"/_alias/{alias_name(user_id)}")
+        except PipelineError as error:
+            if _not_found(error):
+                return None
+            raise
+        return sorted(targets)[0] if targets else None
 
-    def create_physical(self, user_id: str, model: str | None = None) -> str:
+    def create_physical(self, user_id: str) -> str:
         """Create this model's index for the user if missing; a concurrent creator winning is fine."""
-        name = physical_name(user_id, model or self.model, self.dim)
+        name = physical_name(user_id, self.model, self.dim)
         if name in self._ready or _call("index exists", self.client.indices.exists, index=name):
             self._ready.add(name)
             return name
         try:
             _call("create index", self.client.indices.create, index=name,
-                  body=index_body(self.dim, model or self.model, replicas=self.replicas))
+                  body=index_body(self.dim, self.model, replicas=self.replicas))
         except PipelineError as error:
             if "resource_already_exists_exception" not in str(error):
                 raise
@@ -348,12 +357,10 @@ class OpenSearchIndex:
         target = self.alias_target(user_id)
         if target is None:
             return 0
-        from opensearchpy.exceptions import NotFoundError
-
         try:
             self._request("delete pointer", "DELETE", f"/{target}/_doc/{pointer_id(document_id)}")
         except PipelineError as error:
-            if not isinstance(error.__cause__, NotFoundError):
+            if not _not_found(error):
                 raise
         answer = self._request("delete document", "POST", f"/{target}/_delete_by_query",
                                body=document_chunks_body(user_id, document_id), params={"conflicts": "proceed"})
