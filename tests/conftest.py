@@ -122,7 +122,8 @@ def run_cli(home: Path, *args: str) -> tuple[int, str, str]:
 
 # ---------------------------------------------------------------------------- a real OpenSearch node
 
-OPENSEARCH_PORT = 9201  # not 9200, so a node started by `make opensearch` is left alone
+# not 9200, so a node started by `make opensearch` is left alone; another port for a second checkout
+OPENSEARCH_PORT = int(os.environ.get("HANRAG_TEST_OPENSEARCH_PORT", "9201"))
 
 
 class OpenSearchNode:
