@@ -30,13 +30,12 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chat.history import validate_session_id
 from chat.retrieve import Retriever
 from chat.service import ChatService, ChatTurn
 from pipeline.definition import Env
 from pipeline.errors import InvalidName, PipelineError
 from pipeline.lambdas.wiring import components
-from pipeline.names import validate_user_id
+from pipeline.names import validate_session_id, validate_user_id
 
 logger = Logger(service="hanrag-chat")
 metrics = Metrics(namespace="hanrag", service="chat")
