@@ -117,6 +117,9 @@ def lambda_service_retry(task: tasks.LambdaInvoke) -> tasks.LambdaInvoke:
 class HanragStack(cdk.Stack):
     def __init__(self, scope: Construct, construct_id: str, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        # the access-log bucket admits S3's log delivery by bucket policy, not by the legacy
+        # `LogDeliveryWrite` ACL (cfn-lint W3045); set here, before any child, so every app gets it
+        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
         self._parameters()
         self._storage()
         self._notifications()
@@ -125,8 +128,8 @@ class HanragStack(cdk.Stack):
         self._functions()
         self._state_machine()
         self._triggers()
-        self._search_setup()
         self._chat_api()
+        self._search_setup()  # after every function that reaches the domain exists
         self._monitoring()
         self._stack_acknowledgments()
 
@@ -188,11 +191,15 @@ class HanragStack(cdk.Stack):
     # ------------------------------------------------------------------ storage
 
     def _storage(self) -> None:
+        # Kept by `cdk destroy`, with its policy: S3 delivers access logs late (minutes to hours), so the
+        # logs of the uploads bucket's own emptying arrive after any emptying of this one, and deleting
+        # it would fail on the objects that came in between (aws-cdk #21776). Its objects expire after
+        # 90 days; infra/README.md says how to remove it by hand.
         self.access_logs = s3.Bucket(
             self, "AccessLogs", block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True,
-            encryption=s3.BucketEncryption.S3_MANAGED, removal_policy=cdk.RemovalPolicy.DESTROY,
-            auto_delete_objects=True, object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
-            lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(90))])
+            encryption=s3.BucketEncryption.S3_MANAGED, removal_policy=cdk.RemovalPolicy.RETAIN,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(id="expire", expiration=cdk.Duration.days(90))])
         _ack(self.access_logs, "S1", "This is the access-log bucket itself; logging it into itself would loop.")
         self.bucket = s3.Bucket(
             self, "Uploads", event_bridge_enabled=True, block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
@@ -204,6 +211,10 @@ class HanragStack(cdk.Stack):
                 s3.LifecycleRule(id="old-versions", noncurrent_version_expiration=cdk.Duration.days(30)),
                 s3.LifecycleRule(id="multipart", abort_incomplete_multipart_upload_after=cdk.Duration.days(7)),
             ])
+        # the statement admitting S3's log delivery stays with the bucket, for the late logs of a teardown
+        self.access_logs.policy.apply_removal_policy(cdk.RemovalPolicy.RETAIN)  # type: ignore[union-attr]
+        cdk.CfnOutput(self, "AccessLogsBucket", value=self.access_logs.bucket_name,
+                      description="Kept after `cdk destroy` (objects expire after 90 days): remove it by hand")
 
         def table(name: str, sort_key: str, ttl: str | None = None, partition: str = "user_id") -> dynamodb.Table:
             return dynamodb.Table(
@@ -292,14 +303,19 @@ class HanragStack(cdk.Stack):
             removal_policy=cdk.RemovalPolicy.DESTROY)
         _ack(self.domain, "OS1", "No VPC: a VPC would need NAT or endpoints for the Lambdas (~$32/month idle); "
                                  "access is SigV4-signed IAM plus fine-grained access control over HTTPS.")
-        _ack(self.domain, "OS3", "Access is limited by the domain access policy to the pipeline's IAM roles, "
-                                 "not by IP: Lambda has no fixed addresses.")
+        _ack(self.domain, "OS3", "No IP allowlist: Lambda has no fixed addresses. The domain has no resource-based "
+                                 "access policy, so a request must be SigV4-signed by an IAM principal of this "
+                                 "account whose own policy allows es:ESHttp* on this domain, and fine-grained "
+                                 "access control then admits only the roles SearchSetup maps (master: the setup "
+                                 "role).")
         _ack(self.domain, "OS4", "One data node, no dedicated masters: a personal or team-sized index; dedicated "
                                  "masters triple the idle cost.")
         _ack(self.domain, "OS7", "Single node, so no zone awareness; snapshots are automatic and documents can be "
                                  "re-ingested from the versioned uploads bucket.")
-        _ack(self.domain, "OS5", "Anonymous access is off: fine-grained access control plus an access policy "
-                                 "naming only the pipeline roles.")
+        _ack(self.domain, "OS5", "cdk-nag flags a domain without an access policy. Unsigned and anonymous "
+                                 "requests are refused: no resource-based policy grants anyone, FGAC's anonymous "
+                                 "authentication is off and its internal user database disabled, so only SigV4-"
+                                 "signed IAM principals allowed by their own policy get in.")
 
     # ------------------------------------------------------------------ functions
 
@@ -352,17 +368,19 @@ class HanragStack(cdk.Stack):
             retry_attempts=2, max_event_age=cdk.Duration.hours(6),
             on_failure=destinations.SqsDestination(self.delete_failures))
         f = self.stage_functions
-        # least privilege: each function gets exactly what its stage touches
-        # extract reads uploads; delete and the failure recorder only ask whether a key still exists
-        # (HeadObject; with List* a missing key answers 404 instead of 403)
+        # least privilege: each function gets exactly the S3 calls its step makes (pipeline/steps.py)
+        # extract reads the upload's version; delete and the failure recorder only ask whether a key
+        # still exists (HeadObject; with ListBucket a missing key answers 404 instead of 403)
         for function in (f["extract"], self.delete_function, self.record_failure):
-            self.bucket.grant_read(function, f"{UPLOAD_PREFIX}*")
-        for name in ("extract", "chunk", "embed"):
-            self.bucket.grant_read_write(f[name], f"{ARTIFACT_PREFIX}*")
+            self._grant_objects(function, UPLOAD_PREFIX, "s3:GetObject", "s3:GetObjectVersion")
+            function.add_to_role_policy(iam.PolicyStatement(actions=["s3:ListBucket"],
+                                                            resources=[self.bucket.bucket_arn]))
+        self._grant_objects(f["extract"], ARTIFACT_PREFIX, "s3:PutObject")  # extracted.json
+        for name in ("chunk", "embed"):  # extracted.json → chunks.json; chunks.json → vectors/*.npy
+            self._grant_objects(f[name], ARTIFACT_PREFIX, "s3:GetObject", "s3:PutObject")
         for name in ("index", "summarize"):
-            self.bucket.grant_read(f[name], f"{ARTIFACT_PREFIX}*")
-        self.bucket.grant_read_write(self.delete_function, f"{ARTIFACT_PREFIX}*")
-        self.bucket.grant_delete(self.delete_function, f"{ARTIFACT_PREFIX}*")
+            self._grant_objects(f[name], ARTIFACT_PREFIX, "s3:GetObject")
+        self._grant_objects(self.delete_function, ARTIFACT_PREFIX, "s3:DeleteObject")  # list, then delete
         self.documents.grant_read_data(f["extract"])
         self.documents.grant_read_write_data(f["summarize"])
         for function in (f["notify"], self.record_failure, self.delete_function):
@@ -372,11 +390,33 @@ class HanragStack(cdk.Stack):
             self.topic.grant_publish(function)
         for function in [*f.values()]:
             self.idempotency.grant_read_write_data(function)
-        self.search_functions = [f["index"], self.delete_function]
+        # OpenSearch: writers are mapped to the FGAC role that may write hanrag-* indices, readers to the
+        # read-only one (pipeline/lambdas/search_setup.py); SearchSetup maps them after `_chat_api`
+        self.search_writers: list[lambda_.Function] = []
+        self.search_readers: list[lambda_.Function] = []
+        for function in (f["index"], self.delete_function):
+            self._search_writer(function)
         self._grant_embedding(f["embed"])
         self._grant_llm(f["summarize"])
         for function in [*f.values(), self.record_failure, self.delete_function]:
             self._ack_function(function)
+
+    def _grant_objects(self, function: lambda_.Function, prefix: str, *actions: str) -> None:
+        function.add_to_role_policy(iam.PolicyStatement(actions=list(actions),
+                                                        resources=[self.bucket.arn_for_objects(f"{prefix}*")]))
+
+    def _search_writer(self, function: lambda_.Function) -> None:
+        """May create, write and delete `hanrag-*` indices (FGAC role `hanrag_pipeline`)."""
+        self.search_writers.append(function)
+        self.domain.grant_read_write(function)
+
+    def _search_reader(self, function: lambda_.Function) -> None:
+        """May only search and read `hanrag-*` (FGAC role `hanrag_reader`); IAM adds no PUT, PATCH or
+        DELETE (a search is a POST: `_msearch`, `_mget`)."""
+        self.search_readers.append(function)
+        function.add_to_role_policy(iam.PolicyStatement(
+            actions=["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost"],
+            resources=[self.domain.domain_arn, f"{self.domain.domain_arn}/*"]))
 
     def _grant_embedding(self, function: lambda_.Function) -> None:
         function.add_to_role_policy(iam.PolicyStatement(
@@ -384,14 +424,21 @@ class HanragStack(cdk.Stack):
             resources=[f"arn:{self.partition}:sagemaker:{self.region}:{self.account}:endpoint/*"]))
         function.add_to_role_policy(iam.PolicyStatement(
             actions=["bedrock:InvokeModel"],
-            resources=[f"arn:{self.partition}:bedrock:{self.region}::foundation-model/amazon.titan-embed-*",
-                       f"arn:{self.partition}:bedrock:{self.region}::foundation-model/cohere.embed-*"]))
+            resources=[f"arn:{self.partition}:bedrock:{self.region}::foundation-model/"
+                       f"{self.bedrock_embed_model.value_as_string}"]))
 
     def _grant_llm(self, function: lambda_.Function) -> None:
+        """The configured model only: `LlmModelId` is a model id (invoked in this region) or an inference
+        profile id, whose models (in whichever regions the profile routes to, `bedrock:::` for a global
+        profile) may be invoked only through that profile."""
+        actions = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+        model = self.llm_model.value_as_string
+        profile = f"arn:{self.partition}:bedrock:{self.region}:{self.account}:inference-profile/{model}"
+        function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[
+            profile, f"arn:{self.partition}:bedrock:{self.region}::foundation-model/{model}"]))
         function.add_to_role_policy(iam.PolicyStatement(
-            actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
-            resources=[f"arn:{self.partition}:bedrock:*::foundation-model/*",
-                       f"arn:{self.partition}:bedrock:*:{self.account}:inference-profile/*"]))
+            actions=actions, resources=[f"arn:{self.partition}:bedrock:*::foundation-model/*"],
+            conditions={"StringEquals": {"bedrock:InferenceProfileArn": profile}}))
 
     def _logical(self, construct: Construct) -> str:
         return self.resolve(construct.node.default_child.logical_id)  # type: ignore[union-attr]
@@ -400,7 +447,6 @@ class HanragStack(cdk.Stack):
         """The wildcard findings a function's role may have, each with the reason it is as narrow as it gets."""
         bucket, domain = self._logical(self.bucket), self._logical(self.domain)
         objects = "CDK's bucket grant: object-level actions on one prefix of the uploads bucket only."
-        bedrock = "The model is a deploy parameter; global inference profiles route to any region's model."
         findings = {
             "Resource::*": "X-Ray PutTraceSegments/PutTelemetryRecords have no resource scope (active tracing).",
             "Action::s3:GetObject*": objects, "Action::s3:GetBucket*": objects, "Action::s3:List*": objects,
@@ -410,10 +456,9 @@ class HanragStack(cdk.Stack):
             f"Resource::<{domain}.Arn>/*": "HTTP paths of the hanrag domain only; FGAC limits them to hanrag-*.",
             "Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:endpoint/*":
                 "The embedding endpoint is a deploy parameter (an existing endpoint or the stack's own).",
-            "Resource::arn:<AWS::Partition>:bedrock:<AWS::Region>::foundation-model/cohere.embed-*": bedrock,
-            "Resource::arn:<AWS::Partition>:bedrock:<AWS::Region>::foundation-model/amazon.titan-embed-*": bedrock,
-            "Resource::arn:<AWS::Partition>:bedrock:*:<AWS::AccountId>:inference-profile/*": bedrock,
-            "Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/*": bedrock,
+            "Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/*":
+                "Only through the configured inference profile (condition bedrock:InferenceProfileArn), which "
+                "routes to its model in regions it picks (a global profile: any).",
         }
         if hasattr(self, "ws_api"):
             findings[f"Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
@@ -535,7 +580,8 @@ class HanragStack(cdk.Stack):
         self._ack_invoke(provider, [setup])
         self.search_setup = cdk.CustomResource(self, "SearchSetup", service_token=provider.service_token, properties={
             "Endpoint": self.domain.domain_endpoint,
-            "RoleArns": [f.role.role_arn for f in self.search_functions],  # type: ignore[union-attr]
+            "RoleArns": [f.role.role_arn for f in self.search_writers],  # type: ignore[union-attr]
+            "ReaderRoleArns": [f.role.role_arn for f in self.search_readers],  # type: ignore[union-attr]
         })
 
     # ------------------------------------------------------------------ chat
@@ -570,12 +616,7 @@ class HanragStack(cdk.Stack):
             self.documents.grant_read_data(function)
             self._grant_embedding(function)
             self._grant_llm(function)
-            self.search_functions.append(function)
-        # the search setup (created before) maps these roles too
-        self.search_setup.node.default_child.add_property_override(  # type: ignore[union-attr]
-            "RoleArns", [f.role.role_arn for f in self.search_functions])  # type: ignore[union-attr]
-        for function in self.search_functions:
-            self.domain.grant_read_write(function)
+            self._search_reader(function)  # chat only searches: the read-only FGAC role
 
         api_logs = logs.LogGroup(self, "ApiAccessLogs", retention=logs.RetentionDays.ONE_MONTH,
                                  removal_policy=cdk.RemovalPolicy.DESTROY)

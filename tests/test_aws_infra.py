@@ -12,6 +12,8 @@ import subprocess
 import tempfile
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 
@@ -56,7 +58,7 @@ def test_cdk_nag_passes_and_every_acknowledgment_has_a_reason():
     _, outdir, acknowledged = synthesized()
     # synthesized() got here, so the AwsSolutions plugin found nothing unacknowledged (it raises otherwise)
     reports = json.loads((outdir / "validation-report.json").read_text())["pluginReports"]
-    assert {report["conclusion"] for report in reports} == {"success"}
+    assert [r["pluginName"] for r in reports if r["conclusion"] != "success"] == []
     ours = {rule: why for rule, why in acknowledged.items() if "AwsSolutions" in rule}
     assert len(ours) > 50
     short = {rule: why for rule, why in ours.items() if len(why) < 30}
@@ -78,8 +80,8 @@ def test_uploads_bucket_is_private_encrypted_versioned_with_eventbridge_and_life
         "NotificationConfiguration": {"EventBridgeConfiguration": {}}})
     policies = json.dumps(resources("AWS::S3::BucketPolicy"))
     assert '"aws:SecureTransport": "false"' in policies  # TLS only
-    for bucket in resources("AWS::S3::Bucket").values():
-        assert bucket["DeletionPolicy"] == "Delete"
+    uploads = next(v for k, v in resources("AWS::S3::Bucket").items() if k.startswith("Uploads"))
+    assert uploads["DeletionPolicy"] == "Delete"  # emptied by CDK's auto-delete, then deleted
 
 
 def test_eventbridge_rules_start_the_state_machine_and_the_delete_path():
@@ -283,20 +285,115 @@ def test_lambdas_are_python_312_images_sized_for_a_300_page_pdf():
     assert "tesseract-ocr-kor" in dockerfile and "HANRAG_OCR" not in dockerfile
 
 
+def statements_of(handler: str) -> list[dict]:
+    """Every IAM statement of the role of the function whose image runs `handler`."""
+    role = next(f["Properties"]["Role"]["Fn::GetAtt"][0] for f in resources("AWS::Lambda::Function").values()
+                if f["Properties"].get("ImageConfig", {}).get("Command") == [handler])
+    return [statement for policy in resources("AWS::IAM::Policy").values()
+            if {"Ref": role} in policy["Properties"]["Roles"]
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]]
+
+
+def listed(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def actions_of(handler: str) -> set[str]:
+    return {action for statement in statements_of(handler) for action in listed(statement["Action"])}
+
+
+def s3_access(handler: str) -> dict[str, set[str]]:
+    """Where in the uploads bucket (`bucket` itself, or an object prefix such as `uploads/*`) → S3 actions."""
+    bucket = next(iter(k for k in resources("AWS::S3::Bucket") if k.startswith("Uploads")))
+    access: dict[str, set[str]] = {}
+    for statement in statements_of(handler):
+        for resource in listed(statement["Resource"]):
+            if resource == {"Fn::GetAtt": [bucket, "Arn"]}:
+                where = "bucket"
+            elif isinstance(resource, dict) and resource.get("Fn::Join", [None, [None]])[1][0] == {
+                    "Fn::GetAtt": [bucket, "Arn"]}:
+                where = "".join(resource["Fn::Join"][1][1:]).removeprefix("/")
+            else:
+                continue
+            access.setdefault(where, set()).update(listed(statement["Action"]))
+    return access
+
+
+INGEST = "pipeline.lambdas.ingest"
+
+
+def test_each_stage_gets_exactly_the_s3_calls_its_step_makes():
+    upload_reader = {"uploads/*": {"s3:GetObject", "s3:GetObjectVersion"}, "bucket": {"s3:ListBucket"}}
+    assert s3_access(f"{INGEST}.extract_handler") == {**upload_reader, "artifacts/*": {"s3:PutObject"}}
+    for stage in ("chunk", "embed"):
+        assert s3_access(f"{INGEST}.{stage}_handler") == {"artifacts/*": {"s3:GetObject", "s3:PutObject"}}, stage
+    for stage in ("index", "summarize"):
+        assert s3_access(f"{INGEST}.{stage}_handler") == {"artifacts/*": {"s3:GetObject"}}, stage
+    assert s3_access(f"{INGEST}.notify_handler") == {}
+    assert s3_access(f"{INGEST}.delete_handler") == {**upload_reader, "artifacts/*": {"s3:DeleteObject"}}
+    assert s3_access(f"{INGEST}.record_failure_handler") == upload_reader
+    for handler in ("chat.handler.http_handler", "chat.handler.websocket_handler", "chat.handler.authorizer_handler"):
+        assert not any(a.startswith("s3:") and a != "s3:PutObject" for a in actions_of(handler)), handler
+
+
+def test_the_llm_may_be_invoked_only_as_the_configured_model_or_through_its_inference_profile():
+    template = synthesized()[0]
+    for model, region in (("global.anthropic.claude-haiku-4-5-20251001-v1:0", "ap-northeast-2"),
+                          ("anthropic.claude-3-haiku-20240307-v1:0", "us-east-1")):
+        cfn = Intrinsics(template, region, LlmModelId=model)
+        for handler in (f"{INGEST}.summarize_handler", "chat.handler.http_handler", "chat.handler.websocket_handler"):
+            llm = [st for st in statements_of(handler)
+                   if "bedrock:InvokeModelWithResponseStream" in listed(st["Action"])]
+            granted = {(r, json.dumps(cfn(st.get("Condition")))) for st in llm for r in cfn(listed(st["Resource"]))}
+            profile = f"arn:aws:bedrock:{region}:123456789012:inference-profile/{model}"
+            assert granted == {
+                (profile, "null"), (f"arn:aws:bedrock:{region}::foundation-model/{model}", "null"),
+                # a cross-region profile's model, in whichever region it routes to, but only through the profile
+                ("arn:aws:bedrock:*::foundation-model/*",
+                 json.dumps({"StringEquals": {"bedrock:InferenceProfileArn": profile}}))}, handler
+        embedding = [r for st in statements_of(f"{INGEST}.embed_handler")
+                     if listed(st["Action"]) == ["bedrock:InvokeModel"] for r in cfn(listed(st["Resource"]))]
+        assert embedding == [f"arn:aws:bedrock:{region}::foundation-model/amazon.titan-embed-text-v2:0"]
+    assert "inference-profile/*" not in json.dumps(resources("AWS::IAM::Policy"))
+
+
+def test_chat_functions_search_with_a_read_only_role_and_the_pipeline_writes():
+    from pipeline.lambdas.search_setup import reader_role_body, role_body
+
+    setup = next(iter(resources("AWS::CloudFormation::CustomResource").values()))["Properties"]
+    role_of = {f["Properties"]["ImageConfig"]["Command"][0].rsplit(".", 1)[-1]: f["Properties"]["Role"]
+               for f in resources("AWS::Lambda::Function").values() if "ImageConfig" in f["Properties"]}
+    assert setup["RoleArns"] == [role_of["index_handler"], role_of["delete_handler"]]
+    assert setup["ReaderRoleArns"] == [role_of["http_handler"], role_of["websocket_handler"]]
+    for handler in ("chat.handler.http_handler", "chat.handler.websocket_handler"):
+        assert {a for a in actions_of(handler) if a.startswith("es:")} == {"es:ESHttpGet", "es:ESHttpHead",
+                                                                         "es:ESHttpPost"}, handler
+    assert {"es:ESHttpPut", "es:ESHttpDelete"} <= actions_of(f"{INGEST}.index_handler")
+    reader = reader_role_body()
+    assert [p["index_patterns"] for p in reader["index_permissions"]] == [["hanrag-*"]]
+    granted = set(reader["index_permissions"][0]["allowed_actions"]) | set(reader["cluster_permissions"])
+    writes = {"crud", "write", "create_index", "delete_index", "manage_aliases", "manage", "indices_all",
+              "indices:data/write/bulk", "cluster_composite_ops", "cluster_all"}
+    assert granted & writes == set() and "read" in granted
+    assert {"crud", "delete_index"} <= set(role_body()["index_permissions"][0]["allowed_actions"])
+
+
+def test_search_setup_maps_writers_and_readers_and_a_role_that_moved_loses_its_writes():
+    from pipeline.lambdas import search_setup
+
+    sent: list[tuple[str, str, dict]] = []
+    client = SimpleNamespace(transport=SimpleNamespace(perform_request=lambda m, u, body: sent.append((m, u, body))))
+    event = {"RequestType": "Update", "ResourceProperties": {
+        "Endpoint": "search.example", "RoleArns": ["arn:index", "arn:delete"], "ReaderRoleArns": ["arn:chat"]}}
+    with mock.patch.object(search_setup, "opensearch_client", lambda *a, **k: client), \
+            mock.patch.dict(os.environ, {"AWS_REGION": "us-east-1"}):
+        search_setup.on_event(event, None)
+    mappings = {url.rsplit("/", 1)[-1]: body["backend_roles"] for method, url, body in sent if "rolesmapping" in url}
+    assert mappings == {"hanrag_pipeline": ["arn:delete", "arn:index"], "hanrag_reader": ["arn:chat"]}
+    assert all(method == "PUT" for method, _, _ in sent)  # PUT replaces a mapping: no stale member is kept
+
+
 def test_each_function_role_is_least_privilege():
-    functions = resources("AWS::Lambda::Function")
-    policies = resources("AWS::IAM::Policy")
-
-    def actions_of(handler: str) -> set[str]:
-        role = next(f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()
-                    if f["Properties"].get("ImageConfig", {}).get("Command") == [handler])
-        found: set[str] = set()
-        for policy in policies.values():
-            if {"Ref": role} in policy["Properties"]["Roles"]:
-                for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-                    found.update([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
-        return found
-
     extract, notify = actions_of("pipeline.lambdas.ingest.extract_handler"), actions_of(
         "pipeline.lambdas.ingest.notify_handler")
     assert "sns:Publish" in notify and "sns:Publish" not in extract
@@ -305,7 +402,7 @@ def test_each_function_role_is_least_privilege():
     assert "bedrock:InvokeModel" in actions_of("pipeline.lambdas.ingest.summarize_handler")
     assert "sagemaker:InvokeEndpoint" in actions_of("pipeline.lambdas.ingest.embed_handler")
     assert not any(a.startswith("s3:Put") for a in actions_of("pipeline.lambdas.ingest.index_handler"))
-    assert "s3:GetObject*" in actions_of("pipeline.lambdas.ingest.delete_handler")  # does the file still exist?
+    assert "s3:GetObject" in actions_of("pipeline.lambdas.ingest.delete_handler")  # does the file still exist?
     assert not any(a.startswith("s3:") for a in actions_of("pipeline.lambdas.ingest.notify_handler"))
 
 
@@ -320,7 +417,28 @@ def test_opensearch_domain_is_encrypted_with_fine_grained_access_and_https(templ
                                         "Arn"]}}},
     })
     setup = next(iter(resources("AWS::CloudFormation::CustomResource").values()))
-    assert len(setup["Properties"]["RoleArns"]) == 4  # index, delete, chat HTTP, chat WebSocket
+    assert len(setup["Properties"]["RoleArns"]) == 2 and len(setup["Properties"]["ReaderRoleArns"]) == 2
+
+
+def test_the_domain_acknowledgments_state_what_the_template_holds():
+    """OS3/OS5 say: no resource-based access policy, no anonymous access, no internal users, and only
+    the stack's roles are allowed es:ESHttp* by their own policies."""
+    _, _, acknowledged = synthesized()
+    reasons = {rule.rsplit("-", 1)[-1]: why for rule, why in acknowledged.items() if rule.startswith("Hanrag/Search ")}
+    assert "no resource-based access policy" in reasons["OS3"] and "no resource-based policy" in reasons["OS5"]
+    domain = next(iter(resources("AWS::OpenSearchService::Domain").values()))["Properties"]
+    assert "AccessPolicies" not in domain
+    assert not resources("Custom::OpenSearchAccessPolicy")  # CDK's way of adding one later
+    assert domain["AdvancedSecurityOptions"].get("AnonymousAuthEnabled") in (None, False)
+    assert domain["AdvancedSecurityOptions"]["InternalUserDatabaseEnabled"] is False
+    roles = {r["Fn::GetAtt"][0] for key in ("RoleArns", "ReaderRoleArns")
+             for r in next(iter(resources("AWS::CloudFormation::CustomResource").values()))["Properties"][key]}
+    master = domain["AdvancedSecurityOptions"]["MasterUserOptions"]["MasterUserARN"]["Fn::GetAtt"][0]
+    with_es = {role["Ref"] for policy in resources("AWS::IAM::Policy").values()
+               if any(a.startswith("es:ESHttp") for st in policy["Properties"]["PolicyDocument"]["Statement"]
+                      for a in listed(st["Action"]))
+               for role in policy["Properties"]["Roles"]}
+    assert with_es == roles | {master}
 
 
 def test_tables_sns_embedding_endpoint_and_chat_apis(template):
@@ -359,10 +477,64 @@ def test_dashboard_and_alarms_watch_runs_stages_dead_letters_and_chat():
         assert alarm["Properties"]["AlarmActions"]
 
 
-def test_nothing_billing_survives_destroy():
-    kept = {k: v["Type"] for k, v in synthesized()[0]["Resources"].items()
+def test_destroy_keeps_only_the_access_log_bucket_which_empties_itself():
+    template = synthesized()[0]
+    kept = {k: v["Type"] for k, v in template["Resources"].items()
             if v.get("DeletionPolicy") in ("Retain", "RetainExceptOnCreate", "Snapshot")}
-    assert kept == {}
+    assert sorted(kept.values()) == ["AWS::S3::Bucket", "AWS::S3::BucketPolicy"]
+    logs = next(k for k, kind in kept.items() if kind == "AWS::S3::Bucket")
+    assert logs.startswith("AccessLogs")
+    policy = next(template["Resources"][k] for k, kind in kept.items() if kind == "AWS::S3::BucketPolicy")
+    assert policy["Properties"]["Bucket"] == {"Ref": logs}
+    bucket = template["Resources"][logs]
+    assert bucket["UpdateReplacePolicy"] == "Retain"
+    assert bucket["Properties"]["LifecycleConfiguration"]["Rules"] == [
+        {"ExpirationInDays": 90, "Id": "expire", "Status": "Enabled"}]  # what is left behind empties itself
+    # no auto-delete of the log bucket (it would race the late log deliveries), the uploads bucket's stays
+    emptied = [c["Properties"]["BucketName"] for c in resources("Custom::S3AutoDeleteObjects").values()]
+    assert emptied == [{"Ref": next(k for k in resources("AWS::S3::Bucket") if k.startswith("Uploads"))}]
+    # S3 delivers the logs under the bucket policy (no legacy ACL), from the uploads bucket only
+    assert "AccessControl" not in bucket["Properties"]
+    delivery = next(st for st in policy["Properties"]["PolicyDocument"]["Statement"]
+                    if st.get("Principal") == {"Service": "logging.s3.amazonaws.com"})
+    assert delivery["Action"] == "s3:PutObject" and "aws:SourceArn" in json.dumps(delivery["Condition"])
+    assert template["Outputs"]["AccessLogsBucket"]["Value"] == {"Ref": logs}
+    readme = (ROOT / "infra/README.md").read_text()
+    assert "AccessLogsBucket" in readme
+
+
+# cfn-lint findings left alone, each for a reason that makes it no defect of the template
+CFN_LINT_IGNORED = {
+    "W3005": "CDK makes a function depend on its role and on the role's default policy (so it never runs before "
+             "its permissions exist); the role entry repeats what its GetAtt already orders, harmless, and CDK "
+             "writes both",
+}
+CFN_LINT_REGIONS = ["us-east-1", "ap-northeast-2"]  # the two regions infra/README.md walks through
+
+
+def cfn_lint(template: Path, ignore: list[str]) -> list[str]:
+    from cfnlint.api import ManualArgs, lint_file
+
+    matches = lint_file(template, ManualArgs(regions=CFN_LINT_REGIONS, ignore_checks=ignore))
+    return [f"{m.rule.id} {'/'.join(map(str, m.path))}: {m.message}" for m in matches]
+
+
+def test_cfn_lint_finds_nothing_in_the_synthesized_template():
+    _, outdir, _ = synthesized()
+    assert cfn_lint(outdir / "Hanrag.template.json", list(CFN_LINT_IGNORED)) == []
+
+
+def test_the_cfn_lint_ignore_hides_only_the_redundant_role_dependencies(tmp_path):
+    template, outdir, _ = synthesized()
+    findings = cfn_lint(outdir / "Hanrag.template.json", [])
+    assert findings and all(f.startswith("W3005 Resources/") and "Role" in f and "GetAtt" in f for f in findings)
+    # and the linter does look: a broken copy of the template is reported
+    broken = json.loads(json.dumps(template))
+    function = next(k for k, v in broken["Resources"].items() if v["Type"] == "AWS::Lambda::Function")
+    broken["Resources"][function]["Properties"]["MemorySize"] = 64
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    assert any(f"Resources/{function}/Properties/MemorySize" in f
+               for f in cfn_lint(tmp_path / "broken.json", list(CFN_LINT_IGNORED)))
 
 
 def test_npx_cdk_synth_with_the_pinned_cli(tmp_path):
