@@ -25,6 +25,7 @@ import aws_cdk.aws_events_targets as targets
 import aws_cdk.aws_iam as iam
 import aws_cdk.aws_lambda as lambda_
 import aws_cdk.aws_lambda_destinations as destinations
+import aws_cdk.aws_lambda_event_sources as event_sources
 import aws_cdk.aws_logs as logs
 import aws_cdk.aws_opensearchservice as opensearch
 import aws_cdk.aws_s3 as s3
@@ -46,6 +47,7 @@ from pipeline.definition import (
     RECORD_FAILURE_HANDLER,
     SEARCH_SETUP_HANDLER,
     STAGES,
+    START_HANDLER,
     Env,
     RetryPolicy,
     Stage,
@@ -60,6 +62,8 @@ ARTIFACT_PREFIX = "artifacts/"
 TRANSIENT_ERRORS = ["TransientError"]
 LAMBDA_SERVICE_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                          "Lambda.TooManyRequestsException"]
+# Embed calls one document's Map runs at a time.
+EMBED_MAP_CONCURRENCY = 4
 # Memory (MB) per stage, for a 300-page PDF: extraction holds the PDF, its pages and its tables.
 MEMORY = {"extract": 3008, "chunk": 2048, "embed": 1024, "index": 1024, "summarize": 2048, "notify": 256}
 IMAGE_EXCLUDES = [".git", ".venv", "node_modules", "cdk.out", "tests", "bench", "samples", "scripts", ".hanrag",
@@ -170,6 +174,15 @@ class HanragStack(cdk.Stack):
         self.llm_model = cdk.CfnParameter(
             self, "LlmModelId", type="String", default="global.anthropic.claude-haiku-4-5-20251001-v1:0",
             description="Bedrock model or inference profile id (Converse API)")
+        # the embedding endpoint is the narrow part: every embed call of every document goes to it
+        self.embed_concurrency = cdk.CfnParameter(
+            self, "EmbeddingConcurrency", type="Number", default=5, min_value=1, max_value=200,
+            description="Concurrent calls the embedding endpoint takes (a serverless endpoint's MaxConcurrency; "
+                        "5 by default): the embed function's reserved concurrency, and the deployed endpoint's")
+        self.max_in_flight = cdk.CfnParameter(
+            self, "MaxDocumentsInFlight", type="Number", default=2, min_value=1, max_value=1000,
+            description="Ingest executions running at once; more uploads wait in the queue (each document "
+                        f"embeds up to {EMBED_MAP_CONCURRENCY} batches at a time)")
         self.deploy_endpoint = cdk.CfnCondition(
             self, "DeployEmbeddingEndpoint", expression=cdk.Fn.condition_equals(self.embed_endpoint_name, ""))
         self._tei_image()
@@ -269,7 +282,7 @@ class HanragStack(cdk.Stack):
             production_variants=[sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                 model_name=model.attr_model_name, variant_name="e5",
                 serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
-                    memory_size_in_mb=4096, max_concurrency=5))])
+                    memory_size_in_mb=4096, max_concurrency=self.embed_concurrency.value_as_number))])
         _ack(config, "SM2", "Serverless inference endpoints cannot take a customer KMS key; data is encrypted at "
                             "rest by SageMaker with an AWS owned key.")
         endpoint = sagemaker.CfnEndpoint(self, "EmbeddingEndpoint",
@@ -355,6 +368,10 @@ class HanragStack(cdk.Stack):
             self.stage_functions[stage.name] = self._function(
                 f"{stage.name.capitalize()}Function", stage.handler, MEMORY[stage.name],
                 stage.timeout_seconds, env)
+        # a global limit on embed calls, whatever the number of documents: a throttled invoke is
+        # Lambda.TooManyRequestsException, which every task retries (LAMBDA_SERVICE_RETRY)
+        embed = self.stage_functions["embed"].node.default_child
+        embed.reserved_concurrent_executions = self.embed_concurrency.value_as_number  # type: ignore[union-attr]
         self.record_failure = self._function("RecordFailureFunction", RECORD_FAILURE_HANDLER, 256, 60, env)
         self.delete_function = self._function("DeleteFunction", DELETE_HANDLER, 1024, 120, env)
         # EventBridge invokes it asynchronously: Lambda retries a failed delete (a transient OpenSearch error)
@@ -510,7 +527,8 @@ class HanragStack(cdk.Stack):
             if stage.fans_out:
                 f = StateField
                 fan_out = sfn.Map(
-                    self, f"{stage.name.capitalize()}Batches", items_path=f"$.{f.BATCHES}", max_concurrency=4,
+                    self, f"{stage.name.capitalize()}Batches", items_path=f"$.{f.BATCHES}",
+                    max_concurrency=EMBED_MAP_CONCURRENCY,
                     result_path=f"$.{f.EMBEDDED}",
                     item_selector={f"{f.UPLOAD}.$": f"$.{f.UPLOAD}", f"{f.REF}.$": f"$.{f.REF}",
                                    f"{f.ARTIFACTS}.$": f"$.{f.ARTIFACTS}", f"{f.BATCH}.$": "$$.Map.Item.Value"})
@@ -542,11 +560,38 @@ class HanragStack(cdk.Stack):
                                                             "scope."})
 
     def _triggers(self) -> None:
+        """Uploads are buffered: EventBridge puts each `Object Created` event in a queue, and the start
+        function (pipeline/lambdas/start.py) starts at most `MaxDocumentsInFlight` executions, each named
+        after its S3 change so a duplicate event starts nothing."""
+        self.upload_dead_letters = sqs.Queue(self, "UploadEventsDeadLetters", enforce_ssl=True,
+                                             encryption=sqs.QueueEncryption.SQS_MANAGED,
+                                             retention_period=cdk.Duration.days(14))
+        _ack(self.upload_dead_letters, "SQS3", "This queue is the dead-letter queue of the upload queue.")
+        start_timeout = cdk.Duration.seconds(60)
+        self.upload_events = sqs.Queue(
+            self, "UploadEvents", enforce_ssl=True, encryption=sqs.QueueEncryption.SQS_MANAGED,
+            retention_period=cdk.Duration.days(14),
+            visibility_timeout=cdk.Duration.seconds(6 * start_timeout.to_seconds()),  # Lambda's advice for SQS
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=5, queue=self.upload_dead_letters))
         created = events.Rule(self, "ObjectCreated", event_pattern=events.EventPattern(
             source=["aws.s3"], detail_type=["Object Created"],
             detail={"bucket": {"name": [self.bucket.bucket_name]}, "object": {"key": [{"prefix": UPLOAD_PREFIX}]}}))
-        created.add_target(targets.SfnStateMachine(self.machine, dead_letter_queue=self.dead_letters,
-                                                   retry_attempts=4, max_event_age=cdk.Duration.hours(2)))
+        created.add_target(targets.SqsQueue(self.upload_events, dead_letter_queue=self.dead_letters,
+                                            retry_attempts=4, max_event_age=cdk.Duration.hours(2)))
+        self.starter = self._function("StartFunction", START_HANDLER, 256, int(start_timeout.to_seconds()), {
+            Env.STATE_MACHINE_ARN: self.machine.state_machine_arn,
+            Env.UPLOAD_QUEUE_URL: self.upload_events.queue_url,
+            Env.MAX_DOCUMENTS_IN_FLIGHT: self.max_in_flight.value_as_string,
+            "POWERTOOLS_METRICS_NAMESPACE": "hanrag",
+        })
+        # two pollers at most (SQS's minimum), a few events each: the running-count check stays close
+        self.starter.add_event_source(event_sources.SqsEventSource(
+            self.upload_events, batch_size=5, max_concurrency=2, report_batch_item_failures=True))
+        self.machine.grant_start_execution(self.starter)
+        self.starter.add_to_role_policy(iam.PolicyStatement(actions=["states:ListExecutions"],
+                                                            resources=[self.machine.state_machine_arn]))
+        self.upload_events.grant_send_messages(self.starter)  # a deferred upload goes back with a delay
+        self._ack_function(self.starter)
         # a person's delete only: lifecycle expiry of old versions must not take the current one out
         deleted = events.Rule(self, "ObjectDeleted", event_pattern=events.EventPattern(
             source=["aws.s3"], detail_type=["Object Deleted"],
@@ -671,7 +716,9 @@ class HanragStack(cdk.Stack):
         failed = self.machine.metric_failed(period=period)
         dlq = self.dead_letters.metric_approximate_number_of_messages_visible(period=period)
         failed_deletes = self.delete_failures.metric_approximate_number_of_messages_visible(period=period)
-        for name, metric in (("ExecutionsFailed", failed), ("DeadLetters", dlq), ("FailedDeletes", failed_deletes)):
+        failed_starts = self.upload_dead_letters.metric_approximate_number_of_messages_visible(period=period)
+        for name, metric in (("ExecutionsFailed", failed), ("DeadLetters", dlq), ("FailedDeletes", failed_deletes),
+                             ("UploadDeadLetters", failed_starts)):
             alarm = cloudwatch.Alarm(self, f"{name}Alarm", metric=metric, threshold=1, evaluation_periods=1,
                                      comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                                      treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
@@ -688,7 +735,11 @@ class HanragStack(cdk.Stack):
             cloudwatch.GraphWidget(title="Seconds per stage (p90)", left=[
                 custom("StageSeconds", "ingest", "p90", stage=s.name) for s in STAGES]),
             cloudwatch.GraphWidget(title="Chunks indexed", left=[custom("ChunksIndexed", "ingest", stage="index")]),
-            cloudwatch.GraphWidget(title="Dead letters", left=[dlq, failed_deletes]),
+            cloudwatch.GraphWidget(title="Dead letters", left=[dlq, failed_deletes, failed_starts]),
+            cloudwatch.GraphWidget(title="Uploads waiting", left=[
+                self.upload_events.metric_approximate_number_of_messages_visible(period=period),
+                self.upload_events.metric_approximate_number_of_messages_not_visible(period=period)],
+                right=[self.upload_events.metric_approximate_age_of_oldest_message(period=period)]),
             cloudwatch.GraphWidget(title="Chat latency (s)", left=[custom("ChatLatency", "chat", "p50"),
                                                                    custom("ChatLatency", "chat", "p90")]),
         )
