@@ -91,8 +91,8 @@ def test_eventbridge_rules_start_the_state_machine_and_the_delete_path():
     created, deleted = rules["Object Created"], rules["Object Deleted"]
     assert created["EventPattern"]["detail"]["object"]["key"] == [{"prefix": "uploads/"}]
     assert deleted["EventPattern"]["detail"]["reason"] == ["DeleteObject"]  # not lifecycle expiry
-    machine = next(iter(resources("AWS::StepFunctions::StateMachine")))
-    assert created["Targets"][0]["Arn"] == {"Ref": machine}
+    queue = next(k for k in resources("AWS::SQS::Queue") if k.startswith("UploadEvents") and "Dead" not in k)
+    assert created["Targets"][0]["Arn"] == {"Fn::GetAtt": [queue, "Arn"]}  # buffered, see below
     assert "DeadLetterConfig" in created["Targets"][0] and "DeadLetterConfig" in deleted["Targets"][0]
     delete_function = deleted["Targets"][0]["Arn"]["Fn::GetAtt"][0]
     assert resources("AWS::Lambda::Function")[delete_function]["Properties"]["ImageConfig"]["Command"] == [
@@ -267,6 +267,61 @@ def test_a_failed_delete_is_retried_then_kept_in_an_encrypted_queue_with_an_alar
              for st in pol["Properties"]["PolicyDocument"]["Statement"]
              if st["Resource"] == {"Fn::GetAtt": [queue, "Arn"]} and "sqs:SendMessage" in st["Action"]]
     assert sends
+
+
+def function_running(handler: str) -> tuple[str, dict]:
+    return next((k, f["Properties"]) for k, f in resources("AWS::Lambda::Function").items()
+                if f["Properties"].get("ImageConfig", {}).get("Command") == [handler])
+
+
+def test_uploads_wait_in_an_encrypted_queue_with_a_watched_dead_letter_queue():
+    from pipeline.definition import START_HANDLER
+
+    queues = resources("AWS::SQS::Queue")
+    queue = next(k for k in queues if k.startswith("UploadEvents") and "Dead" not in k)
+    props = queues[queue]["Properties"]
+    dlq = props["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    assert props["SqsManagedSseEnabled"] is True and queues[dlq]["Properties"]["SqsManagedSseEnabled"] is True
+    assert props["RedrivePolicy"]["maxReceiveCount"] == 5
+    starter, function = function_running(START_HANDLER)
+    assert props["VisibilityTimeout"] >= 6 * function["Timeout"]  # Lambda's advice for an SQS source
+    alarm = next(a["Properties"] for a in resources("AWS::CloudWatch::Alarm").values()
+                 if {"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}} in a["Properties"]["Dimensions"])
+    assert alarm["Threshold"] == 1 and alarm["AlarmActions"]
+    # EventBridge may send to the queue (its policy), the start function reads it with a bound
+    policy = json.dumps([p for p in resources("AWS::SQS::QueuePolicy").values()
+                         if {"Ref": queue} in p["Properties"]["Queues"]])
+    assert "events.amazonaws.com" in policy and "aws:SourceArn" in policy
+    mapping = next(iter(resources("AWS::Lambda::EventSourceMapping").values()))["Properties"]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": [queue, "Arn"]} and mapping["FunctionName"] == {"Ref": starter}
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 2}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]  # one bad event fails alone
+    machine = next(iter(resources("AWS::StepFunctions::StateMachine")))
+    variables = function["Environment"]["Variables"]
+    assert variables["HANRAG_STATE_MACHINE_ARN"] == {"Ref": machine}
+    assert variables["HANRAG_UPLOAD_QUEUE_URL"] == {"Ref": queue}
+    assert variables["HANRAG_MAX_DOCUMENTS_IN_FLIGHT"] == {"Ref": "MaxDocumentsInFlight"}
+    allowed = {(a, json.dumps(st["Resource"])) for st in statements_of(START_HANDLER) for a in listed(st["Action"])}
+    assert {("states:StartExecution", json.dumps({"Ref": machine})),
+            ("states:ListExecutions", json.dumps({"Ref": machine}))} <= allowed
+    assert ("sqs:SendMessage", json.dumps({"Fn::GetAtt": [queue, "Arn"]})) in allowed  # a deferred upload
+
+
+def test_the_embedding_endpoint_sees_at_most_its_concurrency_whatever_the_number_of_documents():
+    template = synthesized()[0]
+    parameters = template["Parameters"]
+    assert parameters["EmbeddingConcurrency"]["Default"] == 5  # a serverless endpoint's default
+    assert parameters["MaxDocumentsInFlight"]["Default"] == 2
+    # the one limit that holds whatever runs: the embed function's reserved concurrency
+    _, embed = function_running("pipeline.lambdas.ingest.embed_handler")
+    assert embed["ReservedConcurrentExecutions"] == {"Ref": "EmbeddingConcurrency"}
+    config = next(iter(resources("AWS::SageMaker::EndpointConfig").values()))["Properties"]
+    assert config["ProductionVariants"][0]["ServerlessConfig"]["MaxConcurrency"] == {"Ref": "EmbeddingConcurrency"}
+    # more embed calls than that are throttled invokes, which the Map's task retries
+    embed_task = state_machine_definition()["States"]["EmbedBatches"]
+    assert embed_task["MaxConcurrency"] == 4
+    retriers = embed_task["ItemProcessor"]["States"]["Embed"]["Retry"]
+    assert any("Lambda.TooManyRequestsException" in r["ErrorEquals"] for r in retriers)
 
 
 def test_lambdas_are_python_312_images_sized_for_a_300_page_pdf():
@@ -452,7 +507,8 @@ def test_tables_sns_embedding_endpoint_and_chat_apis(template):
     template.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email"})
     template.has_resource_properties("AWS::SageMaker::EndpointConfig", {"ProductionVariants": [
         {"ModelName": {"Fn::GetAtt": [next(iter(resources("AWS::SageMaker::Model"))), "ModelName"]},
-         "VariantName": "e5", "ServerlessConfig": {"MaxConcurrency": 5, "MemorySizeInMB": 4096}}]})
+         "VariantName": "e5", "ServerlessConfig": {"MaxConcurrency": {"Ref": "EmbeddingConcurrency"},
+                                                   "MemorySizeInMB": 4096}}]})
     template.has_resource_properties("AWS::Cognito::UserPool", {
         "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": True}})
     apis = {a["Properties"]["ProtocolType"] for a in resources("AWS::ApiGatewayV2::Api").values()}
@@ -472,7 +528,7 @@ def test_dashboard_and_alarms_watch_runs_stages_dead_letters_and_chat():
                    "ApproximateNumberOfMessagesVisible", "ChatLatency"):
         assert metric in dashboard, metric
     alarms = sorted(a["Properties"]["MetricName"] for a in resources("AWS::CloudWatch::Alarm").values())
-    assert alarms == ["ApproximateNumberOfMessagesVisible"] * 2 + ["ExecutionsFailed"]  # two dead-letter queues
+    assert alarms == ["ApproximateNumberOfMessagesVisible"] * 3 + ["ExecutionsFailed"]  # three dead-letter queues
     for alarm in resources("AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"]
 
