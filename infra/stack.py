@@ -8,6 +8,7 @@ local runner and the cloud cannot drift. This module imports nothing else of the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -89,6 +90,57 @@ TEI_ACCOUNTS = {
 }
 TEI_REGION_MESSAGE = ("No Hugging Face TEI CPU image is published in this region (see TEI_ACCOUNTS in "
                       "infra/stack.py): deploy in a region that has one, or pass EmbeddingEndpointName.")
+
+
+@dataclass(frozen=True)
+class SearchSize:
+    """One size of the OpenSearch domain; `cdk deploy -c searchSize=<name>` picks one of SEARCH_SIZES."""
+
+    data_nodes: int
+    instance: str
+    memory_gib: int  # the instance's memory: the JVM heap gets half, up to 32 GiB
+    volume_gib: int  # gp3, per data node
+    replicas: int  # of each user's index (the index stage creates it with this many)
+    zones: int = 1  # > 1: zone awareness, the data nodes (and each shard's copies) spread over that many zones
+    masters: int = 0  # dedicated master nodes
+    master_instance: str = ""
+    note: str = ""
+
+    @property
+    def heap_gib(self) -> float:
+        return min(self.memory_gib / 2, 32)
+
+    @property
+    def shards(self) -> int:
+        """Shards the data nodes hold comfortably: about 25 per GiB of heap (AWS's sizing guidance)."""
+        return int(SHARDS_PER_HEAP_GIB * self.heap_gib * self.data_nodes)
+
+    @property
+    def shards_per_user(self) -> int:
+        """Each user is one index: primaries × (1 + replicas) shards."""
+        return PRIMARIES_PER_USER * (1 + self.replicas)
+
+    @property
+    def users(self) -> int:
+        """Users the domain holds with a fifth of its shards left for system indices and for re-embedding
+        (a user has a second index while `hanrag reembed` runs)."""
+        return int(self.shards * (1 - SHARD_HEADROOM)) // self.shards_per_user
+
+
+SHARDS_PER_HEAP_GIB = 25
+SHARD_HEADROOM = 0.2
+PRIMARIES_PER_USER = 1  # pipeline/adapters/opensearch.py: index_body(shards=1)
+SEARCH_SIZES: dict[str, SearchSize] = {
+    # a person or a team: no replica (one node could never place one), no zone awareness
+    "single": SearchSize(1, "t3.medium.search", memory_gib=4, volume_gib=20, replicas=0,
+                         note="one node: an outage or a blue/green update makes search unavailable"),
+    # two zones, each holding a copy of every shard: a zone can fail without losing search or data
+    "production": SearchSize(2, "r6g.large.search", memory_gib=16, volume_gib=100, replicas=1, zones=2),
+    # three zones and three dedicated masters: cluster management survives a zone and never competes with search
+    "production-masters": SearchSize(3, "r6g.large.search", memory_gib=16, volume_gib=100, replicas=1, zones=3,
+                                     masters=3, master_instance="m6g.large.search"),
+}
+DEFAULT_SEARCH_SIZE = "single"
 
 
 def _ack(construct: Construct, rule: str, reason: str) -> None:
@@ -300,11 +352,19 @@ class HanragStack(cdk.Stack):
                                          removal_policy=cdk.RemovalPolicy.DESTROY)
         self.search_admin = iam.Role(self, "SearchSetupRole",
                                      assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        name = self.node.try_get_context("searchSize") or DEFAULT_SEARCH_SIZE
+        if name not in SEARCH_SIZES:
+            raise ValueError(f"searchSize {name!r} is not one of {', '.join(SEARCH_SIZES)} (infra/README.md, Sizing)")
+        self.search_size = size = SEARCH_SIZES[name]
         self.domain = opensearch.Domain(
             self, "Search", version=opensearch.EngineVersion.OPENSEARCH_3_5,
-            capacity=opensearch.CapacityConfig(data_nodes=1, data_node_instance_type="t3.medium.search",
-                                               multi_az_with_standby_enabled=False),
-            ebs=opensearch.EbsOptions(volume_size=20, volume_type=ec2.EbsDeviceVolumeType.GP3),
+            capacity=opensearch.CapacityConfig(
+                data_nodes=size.data_nodes, data_node_instance_type=size.instance,
+                master_nodes=size.masters or None, master_node_instance_type=size.master_instance or None,
+                multi_az_with_standby_enabled=False),
+            zone_awareness=opensearch.ZoneAwarenessConfig(enabled=True, availability_zone_count=size.zones)
+            if size.zones > 1 else None,
+            ebs=opensearch.EbsOptions(volume_size=size.volume_gib, volume_type=ec2.EbsDeviceVolumeType.GP3),
             encryption_at_rest=opensearch.EncryptionAtRestOptions(enabled=True),
             node_to_node_encryption=True, enforce_https=True,
             tls_security_policy=opensearch.TLSSecurityPolicy.TLS_1_2,
@@ -321,10 +381,14 @@ class HanragStack(cdk.Stack):
                                  "account whose own policy allows es:ESHttp* on this domain, and fine-grained "
                                  "access control then admits only the roles SearchSetup maps (master: the setup "
                                  "role).")
-        _ack(self.domain, "OS4", "One data node, no dedicated masters: a personal or team-sized index; dedicated "
-                                 "masters triple the idle cost.")
-        _ack(self.domain, "OS7", "Single node, so no zone awareness; snapshots are automatic and documents can be "
-                                 "re-ingested from the versioned uploads bucket.")
+        if not size.masters:
+            _ack(self.domain, "OS4", f"searchSize={name}: {size.data_nodes} data node(s), no dedicated masters, which "
+                                     "would cost more than the data nodes at this size; searchSize=production-masters "
+                                     "adds three.")
+        if size.zones < 2:
+            _ack(self.domain, "OS7", f"searchSize={name}: one node, so no zone awareness; snapshots are automatic and "
+                                     "documents can be re-ingested from the versioned uploads bucket; "
+                                     "searchSize=production spreads two nodes over two zones.")
         _ack(self.domain, "OS5", "cdk-nag flags a domain without an access policy. Unsigned and anonymous "
                                  "requests are refused: no resource-based policy grants anyone, FGAC's anonymous "
                                  "authentication is off and its internal user database disabled, so only SigV4-"
@@ -357,7 +421,7 @@ class HanragStack(cdk.Stack):
             Env.BEDROCK_EMBED_MODEL: self.bedrock_embed_model.value_as_string,
             Env.INDEX: "opensearch",
             Env.OPENSEARCH_ENDPOINT: self.domain.domain_endpoint,
-            Env.INDEX_REPLICAS: "0",  # one data node: a replica could never be placed
+            Env.INDEX_REPLICAS: str(self.search_size.replicas),  # one data node could never place a replica
             Env.LLM: self.llm_kind.value_as_string,
             Env.LLM_MODEL: self.llm_model.value_as_string,
             "POWERTOOLS_METRICS_NAMESPACE": "hanrag",

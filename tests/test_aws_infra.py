@@ -24,16 +24,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @cache
-def synthesized() -> tuple[dict, Path, dict[str, str]]:
-    """(template as a dict, cloud assembly folder, every acknowledged rule → its reason).
-    Synthesis runs the cdk-nag validation plugin."""
+def synthesized(search_size: str | None = None) -> tuple[dict, Path, dict[str, str]]:
+    """(template as a dict, cloud assembly folder, every acknowledged rule → its reason), for the default
+    domain size or `-c searchSize=<search_size>`. Synthesis runs the cdk-nag validation plugin."""
     import aws_cdk as cdk
 
     from infra.app import build_app
 
     outdir = Path(tempfile.mkdtemp(prefix="hanrag-cdk-"))
     atexit.register(shutil.rmtree, outdir, True)
-    app, stack = build_app(str(outdir))
+    app, stack = build_app(str(outdir), {"searchSize": search_size} if search_size else None)
     app.synth()  # raises ValidationFailed on any unacknowledged cdk-nag finding
     acknowledged: dict[str, str] = {}
     for construct in stack.node.find_all():
@@ -603,3 +603,59 @@ def test_npx_cdk_synth_with_the_pinned_cli(tmp_path):
         env={**os.environ, "CDK_DISABLE_CLI_TELEMETRY": "true"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "Hanrag.template.json").exists()
+
+
+@pytest.mark.parametrize("name", ["single", "production", "production-masters"])
+def test_each_search_size_is_the_domain_it_describes_and_passes_cdk_nag_and_cfn_lint(name):
+    from infra.stack import DEFAULT_SEARCH_SIZE, SEARCH_SIZES
+
+    size = SEARCH_SIZES[name]
+    template, outdir, acknowledged = synthesized(None if name == DEFAULT_SEARCH_SIZE else name)  # nag passed
+    domain = next(v for v in template["Resources"].values() if v["Type"] == "AWS::OpenSearchService::Domain")
+    cluster, ebs = domain["Properties"]["ClusterConfig"], domain["Properties"]["EBSOptions"]
+    assert (cluster["InstanceCount"], cluster["InstanceType"]) == (size.data_nodes, size.instance)
+    assert (ebs["VolumeSize"], ebs["VolumeType"]) == (size.volume_gib, "gp3")
+    assert cluster.get("ZoneAwarenessEnabled", False) is (size.zones > 1)
+    zones = cluster.get("ZoneAwarenessConfig", {}).get("AvailabilityZoneCount")
+    assert zones == (size.zones if size.zones > 1 else None)
+    assert cluster.get("DedicatedMasterEnabled", False) is (size.masters > 0)
+    assert cluster.get("DedicatedMasterCount") == (size.masters or None)
+    assert cluster.get("DedicatedMasterType") == (size.master_instance or None)
+    # every user index gets replicas the nodes can place, and with zones a copy survives a zone
+    replicas = {f["Properties"]["Environment"]["Variables"].get("HANRAG_INDEX_REPLICAS")
+                for f in template["Resources"].values() if f["Type"] == "AWS::Lambda::Function"
+                and "HANRAG_OPENSEARCH_ENDPOINT" in f["Properties"].get("Environment", {}).get("Variables", {})}
+    assert replicas == {str(size.replicas)}
+    assert size.replicas < size.data_nodes and (size.zones == 1 or size.replicas >= 1)
+    if name != "single":
+        assert size.data_nodes >= 2 and size.data_nodes % size.zones == 0
+    # the acknowledgments that excuse a missing master or zone exist only where they are true
+    rules = {rule.rsplit("-", 1)[-1] for rule in acknowledged if rule.startswith("Hanrag/Search ")}
+    assert ("OS4" in rules) is (size.masters == 0) and ("OS7" in rules) is (size.zones < 2)
+    assert cfn_lint(outdir / "Hanrag.template.json", list(CFN_LINT_IGNORED)) == []
+
+
+def test_users_per_size_follow_the_shard_per_heap_guidance_and_the_readme_says_so():
+    from infra.stack import SEARCH_SIZES
+    from pipeline.adapters.opensearch import index_body
+
+    # a user's index has one primary shard (the index stage creates it so)
+    assert index_body(384, "e5")["settings"]["index"]["number_of_shards"] == 1
+    single, production, masters = (SEARCH_SIZES[n] for n in ("single", "production", "production-masters"))
+    # heap = half of memory: t3.medium 4 GiB → 2 GiB → 50 shards; r6g.large 16 GiB → 8 GiB → 200 per node
+    assert (single.shards, production.shards, masters.shards) == (50, 400, 600)
+    # a fifth kept free; shards per user = 1 × (1 + replicas)
+    assert (single.users, production.users, masters.users) == (40, 160, 240)
+    readme = (ROOT / "infra/README.md").read_text()
+    for name, size in SEARCH_SIZES.items():
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}`"))
+        assert f"| {size.users} |" in row and size.instance in row, row
+
+
+def test_an_unknown_search_size_is_refused_with_the_choices():
+    import aws_cdk as cdk
+
+    from infra.stack import HanragStack
+
+    with pytest.raises(ValueError, match="searchSize 'huge' is not one of single, production, production-masters"):
+        HanragStack(cdk.App(context={"searchSize": "huge"}), "Huge")
