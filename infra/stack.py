@@ -104,7 +104,6 @@ class SearchSize:
     zones: int = 1  # > 1: zone awareness, the data nodes (and each shard's copies) spread over that many zones
     masters: int = 0  # dedicated master nodes
     master_instance: str = ""
-    note: str = ""
 
     @property
     def heap_gib(self) -> float:
@@ -132,8 +131,7 @@ SHARD_HEADROOM = 0.2
 PRIMARIES_PER_USER = 1  # pipeline/adapters/opensearch.py: index_body(shards=1)
 SEARCH_SIZES: dict[str, SearchSize] = {
     # a person or a team: no replica (one node could never place one), no zone awareness
-    "single": SearchSize(1, "t3.medium.search", memory_gib=4, volume_gib=20, replicas=0,
-                         note="one node: an outage or a blue/green update makes search unavailable"),
+    "single": SearchSize(1, "t3.medium.search", memory_gib=4, volume_gib=20, replicas=0),
     # two zones, each holding a copy of every shard: a zone can fail without losing search or data
     "production": SearchSize(2, "r6g.large.search", memory_gib=16, volume_gib=100, replicas=1, zones=2),
     # three zones and three dedicated masters: cluster management survives a zone and never competes with search
