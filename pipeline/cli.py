@@ -34,7 +34,14 @@ from pipeline.models import RunRecord
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.umask(0o077)  # everything written under HANRAG_HOME (index, artifacts, uploads) is the owner's alone
+    previous_umask = os.umask(0o077)  # what is written under HANRAG_HOME (index, artifacts, uploads) is the owner's
+    try:
+        return _run(argv)
+    finally:
+        os.umask(previous_umask)  # main() is also called in-process (tests, scripts)
+
+
+def _run(argv: list[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
