@@ -36,7 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartException
 
 from chat.guard import LoginThrottle, RequestGuard
-from chat.service import MAX_MESSAGE_CHARS, ChatService, ChatTurn, InvalidMessage
+from chat.service import MAX_MESSAGE_CHARS, ChatService, ChatTurn, checked_message
 from chat.uploads import FileTooLarge, UploadedFile, read_upload
 from pipeline.adapters.local.accounts import MAX_PASSWORD_CHARS
 from pipeline.adapters.local.accounts import SqliteAccounts as Accounts
@@ -260,8 +260,7 @@ def create_app(settings: Settings, pipeline: Ingestion, chat: ChatService, histo
         """Server-Sent Events: `token` events as the answer is written, then one `final` event with
         the whole answer, its citations (with passages) and the query searched; `error` if it fails."""
         session = validate_session_id(body.session)
-        if not body.message.strip():
-            raise InvalidMessage("the message is empty")
+        checked_message(body.message)
         return StreamingResponse(_events(chat.respond(user, session, body.message)), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
