@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from chat.answer import Answer, AnswerEvent, in_pieces, stream_answer
+from chat.citations import quotable, with_checked_marks
 from chat.history import within_budget
 from chat.retrieve import MAX_QUERY_CHARS, Retriever
 from chat.rewrite import standalone_query
@@ -86,7 +87,7 @@ class ChatService:
         else:
             recent = within_budget(earlier, self.options.history_tokens)
             query = standalone_query(message, recent, self.llm)[:MAX_QUERY_CHARS]  # the search reads no more
-            hits = self.retriever.search(user_id, query, self.options.k)
+            hits = quotable(self.retriever.search(user_id, query, self.options.k))
             events = self._answer(message, query, hits, recent, warnings)
 
         for event in events:
@@ -94,10 +95,11 @@ class ChatService:
                 yield event.text
                 continue
             assert event.answer is not None
-            citations = [c.to_dict(with_text=True) for c in event.answer.citations]
+            answer = with_checked_marks(event.answer)
+            citations = [c.to_dict(with_text=True) for c in answer.citations]
             self.history.append(user_id, session_id, "user", message)
-            self.history.append(user_id, session_id, "assistant", event.answer.text, citations)
-            yield ChatTurn(event.answer, query, warnings)
+            self.history.append(user_id, session_id, "assistant", answer.text, citations)
+            yield ChatTurn(answer, query, warnings)
 
     def _answer(self, message: str, query: str, hits: list[SearchHit], recent: list[dict],
                 warnings: list[str]) -> Iterator[AnswerEvent]:

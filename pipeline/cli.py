@@ -305,9 +305,10 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from chat.answer import answer
+    from chat.citations import quotable, with_checked_marks
 
-    hits = _retriever(settings).search(args.user, args.question, args.k)
-    result = answer(args.question, hits)
+    hits = quotable(_retriever(settings).search(args.user, args.question, args.k))
+    result = with_checked_marks(answer(args.question, hits))
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=1))
         return 0
