@@ -55,17 +55,41 @@ JSON_LIMIT = 64 * 1024  # the body of any request but an upload
 
 @dataclass
 class QueuedRun:
+    """An upload waiting for the worker or being run; also the runner's progress listener, so the
+    page can say which stage a running file is in (extract and chunk, embed n of m, the rest)."""
+
     run_id: str
     user_id: str
     source: str
     path: Path
     queued_at: float
     started: bool = False
+    stage: str | None = None
+    chunks_total: int = 0
+    chunks_done: int = 0
 
     def to_dict(self) -> dict:
         return {"run_id": self.run_id, "user_id": self.user_id, "source": self.source,
                 "status": "running" if self.started else "queued", "started_at": self.queued_at,
-                "finished_at": None, "stages": [], "durations": {}, "warnings": [], "reason": None}
+                "finished_at": None, "stages": [], "durations": {}, "warnings": [], "reason": None,
+                **self.progress()}
+
+    def progress(self) -> dict:
+        return {"stage": self.stage, "chunks_done": self.chunks_done, "chunks_total": self.chunks_total}
+
+    def file_started(self, source: str, position: int, total: int) -> None:
+        self.stage = "extract"
+
+    def chunks_planned(self, count: int) -> None:
+        self.stage, self.chunks_total = "embed", count
+
+    def chunks_embedded(self, count: int) -> None:
+        self.chunks_done += count
+        if self.chunks_done >= self.chunks_total:
+            self.stage = "index"  # then summarize and notify, quick next to embedding
+
+    def file_finished(self, record: RunRecord) -> None:
+        self.stage = None
 
 
 class IngestWorker:
@@ -98,8 +122,9 @@ class IngestWorker:
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
             item.started = True
+            item.file_started(item.source, 1, 1)
             try:
-                self.pipeline.ingest_file(item.user_id, item.path, item.source, run_id=item.run_id)
+                self.pipeline.ingest_file(item.user_id, item.path, item.source, progress=item, run_id=item.run_id)
             except Exception:  # the runner records stage failures itself; this is a bug, keep serving
                 log.exception("ingest of %s failed outside the runner", item.source)
             finally:
@@ -249,9 +274,12 @@ def create_app(settings: Settings, pipeline: Ingestion, chat: ChatService, histo
     @app.get("/api/runs")
     def runs(limit: int = 50, user: str = Depends(current_user)) -> dict:
         recorded = registry.recent_runs(min(max(limit, 1), 500), user)
+        live = {q.run_id: q for q in worker.pending(user)}
         known = {r.run_id for r in recorded}
-        waiting = [q.to_dict() for q in worker.pending(user) if q.run_id not in known]
-        return {"runs": waiting + [_run_json(r) for r in recorded]}
+        waiting = [q.to_dict() for q in live.values() if q.run_id not in known]
+        shown = [{**_run_json(r), **(live[r.run_id].progress() if r.status == "running" and r.run_id in live else {})}
+                 for r in recorded]
+        return {"runs": waiting + shown}
 
     # ------------------------------------------------------------------ chat and history
 
