@@ -502,6 +502,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     llm = build_llm(settings.llm)
     one_time = login_plan(settings, args.host, args.user or _login_name())
+    settings = _with_bound_host(settings, args.host)
     where = settings.index.url if settings.index.kind == "opensearch" else settings.database_path
     print(f"hanrag serve: {login_url(args.host, args.port, None)}  (index {where}, "
           f"answers: {settings.llm.kind if llm else 'extractive'})", flush=True)
@@ -513,6 +514,24 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print("login: user name and password (`hanrag user list` shows the accounts)", flush=True)
     serve(settings, args.host, args.port, llm, one_time, args.forwarded_allow_ips)
     return 0
+
+
+def _with_bound_host(settings: Settings, host: str) -> Settings:
+    """A bind to one named address answers to it; a bind to every address needs HANRAG_ALLOWED_HOSTS."""
+    from dataclasses import replace
+
+    from chat.guard import is_loopback
+
+    if is_loopback(host):
+        return settings
+    if host not in ("0.0.0.0", "::", ""):
+        settings = replace(settings, allowed_hosts=(*settings.allowed_hosts, host.strip("[]").lower()))
+    elif not settings.allowed_hosts:
+        print("주의: HANRAG_ALLOWED_HOSTS가 비어 있어 이 컴퓨터 밖에서 오는 요청은 거절됩니다 (set "
+              "HANRAG_ALLOWED_HOSTS to the names people type, e.g. rag.example.org,192.168.0.10)", flush=True)
+    print("주의: 비밀번호가 평문 HTTP로 오갑니다. TLS를 맡는 리버스 프록시 뒤에 두세요 (README: serve behind a proxy)",
+          flush=True)
+    return settings
 
 
 def _login_name() -> str:
