@@ -270,7 +270,18 @@ def send_until_answered(url: str, cookie: str, body: Iterator[bytes]) -> str:
 
 
 def disk_use(*folders: Path) -> int:
-    return sum(p.stat().st_size for folder in folders if folder.exists() for p in folder.rglob("*") if p.is_file())
+    """Bytes in files under `folders`, counting the temporary files already unlinked but still open in
+    this process (the form parser's spooled parts are such files: O_TMPFILE, never in a listing)."""
+    listed = sum(p.stat().st_size for f in folders if f.exists() for p in f.rglob("*") if p.is_file())
+    hidden = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.endswith("(deleted)") and any(target.startswith(str(f)) for f in folders):
+                hidden += os.stat(f"/proc/self/fd/{fd}").st_size
+        except OSError:
+            continue
+    return listed + hidden
 
 
 @contextlib.contextmanager
