@@ -75,7 +75,7 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        send = _with_security_headers(send)
+        send = _with_security_headers(send, private=scope["path"].startswith("/api/"))
         host = headers.get("host", "")
         if host_name(host) not in self.allowed_hosts:
             await _refuse(send, 400, f"이 서버는 {host_name(host) or '(없음)'} 이름으로 열 수 없습니다 "
@@ -114,11 +114,14 @@ def too_large(limit: int) -> str:
             f"(request body over {limit / 2**20:.0f} MB; HANRAG_MAX_FILE_MB and HANRAG_MAX_UPLOAD_MB raise it)")
 
 
-def _with_security_headers(send: Send) -> Send:
+def _with_security_headers(send: Send, private: bool) -> Send:
+    """`private`: an API answer holds the user's documents; no cache keeps a copy."""
+    wanted = {**SECURITY_HEADERS, "cache-control": "no-store"} if private else SECURITY_HEADERS
+
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start":
             present = {k.lower() for k, _ in message.get("headers", [])}
-            extra = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items() if k.encode() not in present]
+            extra = [(k.encode(), v.encode()) for k, v in wanted.items() if k.encode() not in present]
             message = {**message, "headers": [*message.get("headers", []), *extra]}
         await send(message)
 

@@ -67,8 +67,11 @@ def _run(argv: list[str] | None) -> int:
 
 def _silence_stdout() -> None:
     """Python flushes stdout once more at exit; pointed at /dev/null that flush cannot fail again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (main() called with stdout captured)
+        return
+    os.dup2(os.open(os.devnull, os.O_WRONLY), descriptor)
 
 
 def _k(text: str) -> int:

@@ -233,6 +233,7 @@ def test_security_headers_and_no_third_party_assets(make_app):
         assert "frame-ancestors 'none'" in headers["content-security-policy"]
         assert "default-src 'self'" in headers["content-security-policy"]
         assert headers["x-content-type-options"] == "nosniff" and headers["referrer-policy"] == "no-referrer"
+    assert client.get("/api/auth").headers["cache-control"] == "no-store"  # answers about documents stay uncached
     assert client.get("/api/docs").status_code == 404  # FastAPI's Swagger page loads from a CDN
     static = Path(__file__).resolve().parent.parent / "chat" / "static"
     for asset in static.iterdir():
