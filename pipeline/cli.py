@@ -63,6 +63,9 @@ def _run(argv: list[str] | None) -> int:
     except BrokenPipeError:  # `hanrag status | head`: the reader has gone, which is not an error
         _silence_stdout()
         return 0
+    except OSError as error:  # a folder that cannot be read, a full disk: the reason, not a traceback
+        print(f"hanrag: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
 
 
 def _silence_stdout() -> None:
