@@ -6,20 +6,19 @@ through the same `Database` transactions as the CLI, so `hanrag ingest` can run 
 HANRAG_HOME. Uploads are ingested one at a time by a background worker (the machine has two cores;
 a second concurrent ingest would only slow both), so an upload returns at once with its run id.
 
-The login is local and simple (a user name, as the issue asks): the cookie carries the user id and
-an HMAC made with a secret kept in HANRAG_HOME, so it survives a restart and cannot be forged by
-editing it. The AWS deployment puts Cognito in front instead.
+Login: with accounts (`hanrag user add`), a user name and password; without any, one person on
+this machine opens the one-time link `hanrag serve` prints (as Jupyter does). Either way the browser
+gets a random session token, stored server-side as a hash with an expiry and revoked on logout and
+on a new password. `chat/guard.py` checks Host, Origin and body size before any endpoint runs. The
+AWS deployment puts Cognito in front instead.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
-import os
 import queue
-import secrets
 import shutil
 import threading
 import time
@@ -29,38 +28,68 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, File, HTTPException, Request, Response, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.formparsers import MultiPartException
 
-from chat.service import ChatService, ChatTurn, InvalidMessage
+from chat.guard import LoginThrottle, RequestGuard
+from chat.service import MAX_MESSAGE_CHARS, ChatService, ChatTurn, checked_message
+from chat.uploads import FileTooLarge, UploadedFile, read_upload
+from pipeline.adapters.local.accounts import MAX_PASSWORD_CHARS
+from pipeline.adapters.local.accounts import SqliteAccounts as Accounts
 from pipeline.config import Settings
-from pipeline.errors import InvalidName, PipelineError
+from pipeline.errors import PipelineError
 from pipeline.models import RunRecord
-from pipeline.names import validate_session_id, validate_source, validate_user_id
+from pipeline.names import validate_session_id
 from pipeline.ports import HistoryStore, Ingestion
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
-COOKIE = "hanrag_user"
-_FILES = File(..., description="one or more files (multipart field `files`)")
+COOKIE = "hanrag_session"
+JSON_LIMIT = 64 * 1024  # the body of any request but an upload
 
 
 @dataclass
 class QueuedRun:
+    """An upload waiting for the worker or being run; also the runner's progress listener, so the
+    page can say which stage a running file is in (extract and chunk, embed n of m, the rest)."""
+
     run_id: str
     user_id: str
     source: str
     path: Path
     queued_at: float
     started: bool = False
+    stage: str | None = None
+    chunks_total: int = 0
+    chunks_done: int = 0
 
     def to_dict(self) -> dict:
         return {"run_id": self.run_id, "user_id": self.user_id, "source": self.source,
                 "status": "running" if self.started else "queued", "started_at": self.queued_at,
-                "finished_at": None, "stages": [], "durations": {}, "warnings": [], "reason": None}
+                "finished_at": None, "stages": [], "durations": {}, "warnings": [], "reason": None,
+                **self.progress()}
+
+    def progress(self) -> dict:
+        return {"stage": self.stage, "chunks_done": self.chunks_done, "chunks_total": self.chunks_total}
+
+    def file_started(self, source: str, position: int, total: int) -> None:
+        self.stage = "extract"
+
+    def chunks_planned(self, count: int) -> None:
+        self.stage, self.chunks_total = "embed", count
+
+    def chunks_embedded(self, count: int) -> None:
+        self.chunks_done += count
+        if self.chunks_done >= self.chunks_total:
+            self.stage = "index"  # then summarize and notify, quick next to embedding
+
+    def file_finished(self, record: RunRecord) -> None:
+        self.stage = None
 
 
 class IngestWorker:
@@ -93,8 +122,9 @@ class IngestWorker:
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
             item.started = True
+            item.file_started(item.source, 1, 1)
             try:
-                self.pipeline.ingest_file(item.user_id, item.path, item.source, run_id=item.run_id)
+                self.pipeline.ingest_file(item.user_id, item.path, item.source, progress=item, run_id=item.run_id)
             except Exception:  # the runner records stage failures itself; this is a bug, keep serving
                 log.exception("ingest of %s failed outside the runner", item.source)
             finally:
@@ -104,21 +134,42 @@ class IngestWorker:
 
 
 class LoginRequest(BaseModel):
-    user: str
+    user: str = Field("", max_length=200)
+    password: str = Field("", max_length=MAX_PASSWORD_CHARS)
+    token: str = Field("", max_length=200)  # the one-time link's token, for a page or script that has it
 
 
 class ChatRequest(BaseModel):
-    session: str
-    message: str
+    session: str = Field(max_length=200)
+    message: str = Field(max_length=MAX_MESSAGE_CHARS * 2)  # the service gives the precise reason
 
 
-def create_app(settings: Settings, pipeline: Ingestion, chat: ChatService, history: HistoryStore) -> FastAPI:
+@dataclass
+class OneTimeLogin:
+    """With no accounts on a loopback bind: the token of the link `hanrag serve` printed, good
+    for one login as `user`."""
+
+    token: str
+    user: str
+    used: bool = False
+
+    def redeem(self, offered: str) -> bool:
+        if self.used or not offered or not hmac.compare_digest(offered.encode(), self.token.encode()):
+            return False
+        self.used = True
+        return True
+
+
+def create_app(settings: Settings, pipeline: Ingestion, chat: ChatService, history: HistoryStore,
+               accounts: Accounts, one_time: OneTimeLogin | None = None,
+               throttle: LoginThrottle | None = None) -> FastAPI:
     """The app over one HANRAG_HOME: uploads go to `pipeline` (one worker thread, in order), questions
-    to `chat`. `pipeline.serve.local_app` builds it on the local runner."""
+    to `chat`, logins to `accounts`. `pipeline.serve.local_app` builds it on the local runner."""
     registry = pipeline.registry
     worker = IngestWorker(pipeline)
-    secret = _secret(settings.home)
     uploads = settings.home / "uploads"
+    lifetime = settings.session_hours * 3600
+    throttle = throttle or LoginThrottle()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -127,32 +178,67 @@ def create_app(settings: Settings, pipeline: Ingestion, chat: ChatService, histo
         yield
         worker.stop()
 
-    app = FastAPI(title="hanrag", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
+    # No Swagger page: FastAPI's loads its script from a CDN. The schema itself stays at /api/openapi.json.
+    app = FastAPI(title="hanrag", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.worker = worker
     app.state.chat = chat
+    app.state.one_time = one_time
+    app.add_middleware(RequestGuard, allowed_hosts=settings.allowed_hosts,
+                       body_limit=lambda path: settings.max_upload_bytes if path == "/api/documents" else JSON_LIMIT)
 
     @app.exception_handler(PipelineError)
     async def pipeline_error(request: Request, error: PipelineError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=400)
 
+    @app.exception_handler(MultiPartException)
+    async def upload_error(request: Request, error: MultiPartException) -> JSONResponse:
+        return JSONResponse({"detail": error.message}, status_code=413 if isinstance(error, FileTooLarge) else 400)
+
     def current_user(request: Request) -> str:
-        user = _verified_user(request.cookies.get(COOKIE, ""), secret)
+        user = accounts.session_user(request.cookies.get(COOKIE, ""))
         if user is None:
-            raise HTTPException(401, "not logged in: POST /api/login {\"user\": …} first")
+            raise HTTPException(401, "로그인이 필요합니다 (not logged in: POST /api/login "
+                                     "{\"user\": …, \"password\": …} first)")
         return user
+
+    def start_session(user: str, request: Request, response: Response) -> None:
+        response.set_cookie(COOKIE, accounts.open_session(user, lifetime), httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https", max_age=int(lifetime), path="/")
 
     # ------------------------------------------------------------------ login
 
+    @app.get("/api/auth")
+    def auth_mode() -> dict:
+        """How this server is logged into, for the login form: a password, or the printed link."""
+        return {"mode": "password" if accounts.any() else "link"}
+
     @app.post("/api/login")
-    def login(body: LoginRequest, response: Response) -> dict:
-        user = validate_user_id(body.user.strip())
-        response.set_cookie(COOKIE, f"{user}.{_sign(user, secret)}", httponly=True, samesite="strict",
-                            max_age=30 * 86400)
-        return {"user": user}
+    def login(body: LoginRequest, request: Request, response: Response) -> dict:
+        if body.token:
+            if one_time is None or not one_time.redeem(body.token):
+                raise HTTPException(401, "로그인 링크가 맞지 않거나 이미 쓰였습니다 "
+                                         "(the login token is wrong or was used; restart hanrag serve for a new one)")
+            start_session(one_time.user, request, response)
+            return {"user": one_time.user}
+        name = body.user.strip().lower()
+        address = request.client.host if request.client else ""
+        wait = throttle.wait_seconds(name, address)
+        if wait > 0:
+            raise HTTPException(429, f"로그인 실패가 너무 많습니다. {wait / 60:.0f}분 뒤에 다시 하세요 "
+                                     "(too many failed logins; try again later)",
+                                headers={"Retry-After": str(int(wait) + 1)})
+        if not accounts.check(name, body.password):
+            throttle.failed(name, address)
+            hint = "" if accounts.any() else " — 계정이 없습니다: hanrag serve가 출력한 링크로 여세요"
+            raise HTTPException(401, f"사용자 이름이나 비밀번호가 맞지 않습니다{hint} (wrong user name or password)")
+        throttle.succeeded(name)
+        start_session(name, request, response)
+        return {"user": name}
 
     @app.post("/api/logout")
-    def logout(response: Response) -> dict:
-        response.delete_cookie(COOKIE)
+    def logout(request: Request, response: Response) -> dict:
+        accounts.close_session(request.cookies.get(COOKIE, ""))
+        response.delete_cookie(COOKIE, path="/")
         return {"user": None}
 
     @app.get("/api/me")
@@ -162,18 +248,16 @@ def create_app(settings: Settings, pipeline: Ingestion, chat: ChatService, histo
     # ------------------------------------------------------------------ documents and runs
 
     @app.post("/api/documents", status_code=202)
-    def upload(files: list[UploadFile] = _FILES, user: str = Depends(current_user)) -> dict:
-        """Each file becomes a queued run; the response names the runs without waiting for them."""
-        runs = []
-        for upload in files:
-            source = validate_source(upload.filename or "")
-            run_id = uuid.uuid4().hex[:16]
-            folder = uploads / user / run_id
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / Path(source).name
-            _save(upload, path, settings.max_file_bytes)
-            runs.append(worker.submit(user, source, path, run_id).to_dict())
-        return {"runs": runs}
+    async def upload(request: Request, user: str = Depends(current_user)) -> dict:
+        """Each file becomes a queued run; the response names the runs without waiting for them. The
+        whole upload is read (and every name checked) before any file is queued."""
+        received = await read_upload(request, settings.max_file_bytes)
+        try:
+            staged = await run_in_threadpool(_stage_files, received, uploads / user)
+        finally:
+            for item in received:
+                await item.file.close()
+        return {"runs": [worker.submit(user, source, path, run_id).to_dict() for source, path, run_id in staged]}
 
     @app.get("/api/documents")
     def documents(user: str = Depends(current_user)) -> dict:
@@ -190,9 +274,12 @@ def create_app(settings: Settings, pipeline: Ingestion, chat: ChatService, histo
     @app.get("/api/runs")
     def runs(limit: int = 50, user: str = Depends(current_user)) -> dict:
         recorded = registry.recent_runs(min(max(limit, 1), 500), user)
+        live = {q.run_id: q for q in worker.pending(user)}
         known = {r.run_id for r in recorded}
-        waiting = [q.to_dict() for q in worker.pending(user) if q.run_id not in known]
-        return {"runs": waiting + [_run_json(r) for r in recorded]}
+        waiting = [q.to_dict() for q in live.values() if q.run_id not in known]
+        shown = [{**_run_json(r), **(live[r.run_id].progress() if r.status == "running" and r.run_id in live else {})}
+                 for r in recorded]
+        return {"runs": waiting + shown}
 
     # ------------------------------------------------------------------ chat and history
 
@@ -201,8 +288,7 @@ def create_app(settings: Settings, pipeline: Ingestion, chat: ChatService, histo
         """Server-Sent Events: `token` events as the answer is written, then one `final` event with
         the whole answer, its citations (with passages) and the query searched; `error` if it fails."""
         session = validate_session_id(body.session)
-        if not body.message.strip():
-            raise InvalidMessage("the message is empty")
+        checked_message(body.message)
         return StreamingResponse(_events(chat.respond(user, session, body.message)), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -221,7 +307,14 @@ def create_app(settings: Settings, pipeline: Ingestion, chat: ChatService, histo
     # ------------------------------------------------------------------ the page
 
     @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
+    def page(request: Request, token: str = "") -> Response:
+        """The page; opened through the one-time link, it logs in first and drops the token from the URL."""
+        if token:
+            if one_time is None or not one_time.redeem(token):
+                return RedirectResponse("/?login=expired", status_code=303)
+            redirect = RedirectResponse("/", status_code=303)
+            start_session(one_time.user, request, redirect)
+            return redirect
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -249,41 +342,19 @@ def _run_json(record: RunRecord) -> dict:
     return {**record.to_dict(), "durations": record.durations}
 
 
-def _save(upload: UploadFile, path: Path, limit: int) -> None:
-    written = 0
-    with path.open("wb") as out:
-        while block := upload.file.read(1 << 20):
-            written += len(block)
-            if written > limit:
-                out.close()
-                shutil.rmtree(path.parent, ignore_errors=True)
-                raise HTTPException(413, f"file too large: the limit is {limit / 2**20:.0f} MB "
-                                         "(set HANRAG_MAX_FILE_MB to raise it)")
-            out.write(block)
-
-
-def _secret(home: Path) -> bytes:
-    """The cookie-signing key, made once per HANRAG_HOME and readable only by its owner."""
-    path = home / "serve-secret"
-    home.mkdir(parents=True, exist_ok=True)
+def _stage_files(received: list[UploadedFile], folder: Path) -> list[tuple[str, Path, str]]:
+    """Each file into a folder of its own run, owner-only; all of them or, on a failure, none."""
+    staged: list[tuple[str, Path, str]] = []
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip().encode()
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
-
-
-def _sign(user: str, secret: bytes) -> str:
-    return hmac.new(secret, user.encode(), hashlib.sha256).hexdigest()
-
-
-def _verified_user(cookie: str, secret: bytes) -> str | None:
-    user, _, signature = cookie.rpartition(".")
-    if not user or not hmac.compare_digest(signature, _sign(user, secret)):
-        return None
-    try:
-        return validate_user_id(user)
-    except InvalidName:
-        return None
+        for item in received:
+            run_id = uuid.uuid4().hex[:16]
+            path = folder / run_id / Path(item.source).name
+            path.parent.mkdir(parents=True, mode=0o700)
+            with path.open("wb") as out:
+                shutil.copyfileobj(item.file.file, out, 1 << 20)
+            staged.append((item.source, path, run_id))
+    except BaseException:
+        for _, path, _ in staged:
+            shutil.rmtree(path.parent, ignore_errors=True)
+        raise
+    return staged

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from chat.answer import Answer, AnswerEvent, in_pieces, stream_answer
+from chat.citations import quotable, with_checked_marks
 from chat.history import within_budget
-from chat.retrieve import Retriever
+from chat.retrieve import MAX_QUERY_CHARS, Retriever
 from chat.rewrite import standalone_query
 from chat.summaries import conversation_summary, document_summary, summary_request
 from pipeline.errors import PipelineError
@@ -21,11 +22,23 @@ from pipeline.ports import LLM, HistoryStore, Registry
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_CHARS = 4000
+MAX_MESSAGE_CHARS = 2000
 
 
 class InvalidMessage(PipelineError):
     """An empty or oversized chat message."""
+
+
+def checked_message(message: str) -> str:
+    """The message stripped; refused when empty or longer than MAX_MESSAGE_CHARS. A caller that streams
+    the answer checks it first, so the refusal is a plain 400 rather than an event in the stream."""
+    message = (message or "").strip()
+    if not message:
+        raise InvalidMessage("메시지가 비어 있습니다 (the message is empty)")
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise InvalidMessage(f"메시지는 {MAX_MESSAGE_CHARS}자까지입니다 "
+                             f"(the message is longer than {MAX_MESSAGE_CHARS} characters)")
+    return message
 
 
 @dataclass(frozen=True)
@@ -61,11 +74,7 @@ class ChatService:
         """Pieces of the answer (str) as they are written, then one `ChatTurn`. The question and the
         answer are stored only when the answer is complete."""
         user_id, session_id = validate_user_id(user_id), validate_session_id(session_id)
-        message = (message or "").strip()
-        if not message:
-            raise InvalidMessage("the message is empty")
-        if len(message) > MAX_MESSAGE_CHARS:
-            raise InvalidMessage(f"the message is longer than {MAX_MESSAGE_CHARS} characters")
+        message = checked_message(message)
         earlier = self.history.turns(user_id, session_id, self.options.history_turns)
 
         query = message
@@ -77,8 +86,8 @@ class ChatService:
             events = _spoken(document_summary(message, list(self.registry.documents(user_id)), earlier))
         else:
             recent = within_budget(earlier, self.options.history_tokens)
-            query = standalone_query(message, recent, self.llm)
-            hits = self.retriever.search(user_id, query, self.options.k)
+            query = standalone_query(message, recent, self.llm)[:MAX_QUERY_CHARS]  # the search reads no more
+            hits = quotable(self.retriever.search(user_id, query, self.options.k))
             events = self._answer(message, query, hits, recent, warnings)
 
         for event in events:
@@ -86,10 +95,11 @@ class ChatService:
                 yield event.text
                 continue
             assert event.answer is not None
-            citations = [c.to_dict(with_text=True) for c in event.answer.citations]
+            answer = with_checked_marks(event.answer)
+            citations = [c.to_dict(with_text=True) for c in answer.citations]
             self.history.append(user_id, session_id, "user", message)
-            self.history.append(user_id, session_id, "assistant", event.answer.text, citations)
-            yield ChatTurn(event.answer, query, warnings)
+            self.history.append(user_id, session_id, "assistant", answer.text, citations)
+            yield ChatTurn(answer, query, warnings)
 
     def _answer(self, message: str, query: str, hits: list[SearchHit], recent: list[dict],
                 warnings: list[str]) -> Iterator[AnswerEvent]:

@@ -8,6 +8,7 @@
     hanrag delete SOURCE --user U          remove a document from the index
     hanrag watch DIR                       ingest DIR/<user>/…; deletions leave the index
     hanrag serve [--port 8000]             web page and JSON API: upload, runs, documents, chat
+    hanrag user add NAME [--password-stdin]  an account for hanrag serve (also: user list, remove, passwd)
     hanrag eval QUESTIONS.jsonl --user U   retrieval quality on your documents: Recall@k, MRR, nDCG, latency
     hanrag eval --dataset korquad          the KorQuAD 1.0 dev retrieval benchmark
 
@@ -33,12 +34,22 @@ from pipeline.models import RunRecord
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    previous_umask = os.umask(0o077)  # what is written under HANRAG_HOME (index, artifacts, uploads) is the owner's
+    try:
+        return _run(argv)
+    finally:
+        os.umask(previous_umask)  # main() is also called in-process (tests, scripts)
+
+
+def _run(argv: list[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("pdfminer", "pypdf", "pdfplumber"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     settings = Settings.from_env()
+    if settings.home.is_dir():
+        settings.home.chmod(0o700)  # a home made by an older hanrag, or by hand, may be world-readable
     try:
         return args.command(args, settings)
     except PipelineError as error:
@@ -49,6 +60,32 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `hanrag status | head`: the reader has gone, which is not an error
+        _silence_stdout()
+        return 0
+    except OSError as error:  # a folder that cannot be read, a full disk: the reason, not a traceback
+        print(f"hanrag: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+
+
+def _silence_stdout() -> None:
+    """Python flushes stdout once more at exit; pointed at /dev/null that flush cannot fail again."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (main() called with stdout captured)
+        return
+    os.dup2(os.open(os.devnull, os.O_WRONLY), descriptor)
+
+
+def _k(text: str) -> int:
+    """`--k`: a whole number the index accepts, refused by argparse (exit 2) with the reason."""
+    from pipeline.options import MAX_K, check_k
+
+    try:
+        return check_k(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"1부터 {MAX_K}까지의 정수여야 합니다: {text!r} "
+                                         f"(a whole number from 1 to {MAX_K})") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,14 +101,14 @@ def _parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="answer a question from the user's documents")
     ask.add_argument("question")
     ask.add_argument("--user", required=True)
-    ask.add_argument("--k", type=int, default=5, help="chunks to answer from (default 5)")
+    ask.add_argument("--k", type=_k, default=5, help="chunks to answer from (default 5)")
     ask.add_argument("--json", action="store_true")
     ask.set_defaults(command=cmd_ask)
 
     search = commands.add_parser("search", help="ranked chunks for a query")
     search.add_argument("query")
     search.add_argument("--user", required=True)
-    search.add_argument("--k", type=int, default=10)
+    search.add_argument("--k", type=_k, default=10)
     search.add_argument("--json", action="store_true")
     search.set_defaults(command=cmd_search)
 
@@ -106,7 +143,29 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="web page and JSON API: upload, runs, documents, chat")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--user", default=None, help="with no accounts: whom the one-time login link logs in "
+                       "(default: your login name if it is a valid user id, else `local`)")
+    serve.add_argument("--forwarded-allow-ips", metavar="IPS", help="behind a reverse proxy: the proxy addresses "
+                       "whose X-Forwarded-Proto and X-Forwarded-For are believed, e.g. 127.0.0.1")
     serve.set_defaults(command=cmd_serve)
+
+    user = commands.add_parser("user", help="accounts for hanrag serve: add, list, remove, passwd",
+                               description="예: hanrag user add kim  ·  echo \"$PW\" | hanrag user add kim "
+                                           "--password-stdin  ·  hanrag user list")
+    accounts = user.add_subparsers(required=True, metavar="ACTION")
+    for action, helptext in (("add", "make an account (asks for the password twice)"),
+                             ("passwd", "set a new password; the user's sessions end")):
+        sub = accounts.add_parser(action, help=helptext)
+        sub.add_argument("name")
+        sub.add_argument("--password-stdin", action="store_true", help="read the password from the first "
+                         "line of stdin (for scripts)")
+        sub.set_defaults(command=cmd_user, action=action)
+    remove = accounts.add_parser("remove", help="remove an account and end its sessions (documents stay)")
+    remove.add_argument("name")
+    remove.set_defaults(command=cmd_user, action="remove")
+    listing = accounts.add_parser("list", help="the accounts, with their open sessions")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(command=cmd_user, action="list")
 
     evaluate = commands.add_parser(
         "eval", help="measure retrieval (and answers) on a questions file, or run the KorQuAD benchmark",
@@ -114,7 +173,7 @@ def _parser() -> argparse.ArgumentParser:
                     "\"category\"?}; see pipeline/eval_questions.py.")
     evaluate.add_argument("questions", type=Path, nargs="?", metavar="QUESTIONS.jsonl")
     evaluate.add_argument("--user", help="whose documents to search (with QUESTIONS.jsonl)")
-    evaluate.add_argument("--k", type=int, default=10, help="results per search (default 10)")
+    evaluate.add_argument("--k", type=_k, default=10, help="results per search (default 10)")
     evaluate.add_argument("--json", action="store_true", help="one JSON object")
     evaluate.add_argument("--chart", type=Path, metavar="PATH", help="write a recall chart (.svg, or .png with "
                           "matplotlib installed)")
@@ -252,9 +311,10 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from chat.answer import answer
+    from chat.citations import quotable, with_checked_marks
 
-    hits = _retriever(settings).search(args.user, args.question, args.k)
-    result = answer(args.question, hits)
+    hits = quotable(_retriever(settings).search(args.user, args.question, args.k))
+    result = with_checked_marks(answer(args.question, hits))
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=1))
         return 0
@@ -444,14 +504,95 @@ def _eval_korquad(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.adapters.llm import build_llm
-    from pipeline.serve import serve
+    from pipeline.serve import login_plan, login_url, serve
 
     llm = build_llm(settings.llm)
+    one_time = login_plan(settings, args.host, args.user or _login_name())
+    settings = _with_bound_host(settings, args.host)
     where = settings.index.url if settings.index.kind == "opensearch" else settings.database_path
-    print(f"hanrag serve: http://{args.host}:{args.port}/  (index {where}, "
+    print(f"hanrag serve: {login_url(args.host, args.port, None)}  (index {where}, "
           f"answers: {settings.llm.kind if llm else 'extractive'})", flush=True)
-    serve(settings, args.host, args.port, llm)
+    if one_time:
+        print(f"계정이 없어 한 번 쓰는 로그인 링크를 만들었습니다 ({one_time.user}로 로그인):\n"
+              f"    {login_url(args.host, args.port, one_time)}\n"
+              "(no accounts: open this one-time link; `hanrag user add NAME` sets up password logins)", flush=True)
+    else:
+        print("login: user name and password (`hanrag user list` shows the accounts)", flush=True)
+    serve(settings, args.host, args.port, llm, one_time, args.forwarded_allow_ips)
     return 0
+
+
+def _with_bound_host(settings: Settings, host: str) -> Settings:
+    """A bind to one named address answers to it; a bind to every address needs HANRAG_ALLOWED_HOSTS."""
+    from dataclasses import replace
+
+    from chat.guard import is_loopback
+
+    if is_loopback(host):
+        return settings
+    if host not in ("0.0.0.0", "::", ""):
+        settings = replace(settings, allowed_hosts=(*settings.allowed_hosts, host.strip("[]").lower()))
+    elif not settings.allowed_hosts:
+        print("주의: HANRAG_ALLOWED_HOSTS가 비어 있어 이 컴퓨터 밖에서 오는 요청은 거절됩니다 (set "
+              "HANRAG_ALLOWED_HOSTS to the names people type, e.g. rag.example.org,192.168.0.10)", flush=True)
+    print("주의: 비밀번호가 평문 HTTP로 오갑니다. TLS를 맡는 리버스 프록시 뒤에 두세요 (README: serve behind a proxy)",
+          flush=True)
+    return settings
+
+
+def _login_name() -> str:
+    import getpass
+
+    from pipeline.errors import InvalidName
+    from pipeline.names import validate_user_id
+
+    try:
+        return validate_user_id(getpass.getuser().lower())
+    except (InvalidName, OSError, KeyError):
+        return "local"
+
+
+# ---------------------------------------------------------------------- user
+
+
+def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.adapters.local.accounts import SqliteAccounts
+    from pipeline.adapters.local.database import Database
+
+    accounts = SqliteAccounts(Database(settings.database_path))
+    if args.action == "list":
+        users = accounts.users()
+        if args.json:
+            print(json.dumps(users, ensure_ascii=False))
+        for entry in [] if args.json else users:
+            changed = datetime.fromtimestamp(entry["password_changed_at"]).strftime("%Y-%m-%d %H:%M")
+            print(f"{entry['user']}  password set {changed}  sessions {entry['sessions']}")
+        if not users and not args.json:
+            print("no accounts (hanrag serve prints a one-time login link on this machine)")
+        return 0
+    if args.action == "remove":
+        accounts.remove(args.name)
+        print(f"{args.name}: account removed, its sessions ended (documents stay: hanrag delete removes them)")
+        return 0
+    password = _read_password(args.password_stdin)
+    if args.action == "add":
+        accounts.add(args.name, password)
+        print(f"{args.name}: account added")
+    else:
+        ended = accounts.set_password(args.name, password)
+        print(f"{args.name}: password changed, {ended} sessions ended")
+    return 0
+
+
+def _read_password(from_stdin: bool) -> str:
+    import getpass
+
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("비밀번호 (password): ")
+    if getpass.getpass("한 번 더 (again): ") != first:
+        raise PipelineError("the two passwords differ")
+    return first
 
 
 if __name__ == "__main__":

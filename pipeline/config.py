@@ -60,6 +60,9 @@ class Settings:
     embed_batch_chunks: int = 64  # chunks per item of the embed fan-out (one Lambda call on AWS)
     summary_sentences: int = 5
     max_file_bytes: int = 200 * 1024 * 1024
+    max_upload_bytes: int = 1024 * 1024 * 1024  # one upload request of hanrag serve, all its files together
+    allowed_hosts: tuple[str, ...] = ()  # hanrag serve answers to loopback names and these (HANRAG_ALLOWED_HOSTS)
+    session_hours: float = 168.0  # a login lasts this long (HANRAG_SESSION_HOURS)
     max_seconds_per_file: float = 1800.0
     webhook_url: str | None = None
     # PDF passwords by "user/source" (one file), "user" (all of a user's files) or "*" (everyone)
@@ -113,6 +116,10 @@ class Settings:
             embed_batch_size=int(number("HANRAG_EMBED_BATCH", 16)),
             embed_batch_chunks=int(number(Env.EMBED_BATCH_CHUNKS, 64)),
             max_file_bytes=int(number("HANRAG_MAX_FILE_MB", 200) * 1024 * 1024),
+            max_upload_bytes=int(number("HANRAG_MAX_UPLOAD_MB", 1024) * 1024 * 1024),
+            allowed_hosts=tuple(h.strip().lower() for h in env.get("HANRAG_ALLOWED_HOSTS", "").split(",")
+                                if h.strip()),
+            session_hours=number("HANRAG_SESSION_HOURS", 168),
             max_seconds_per_file=number("HANRAG_MAX_SECONDS", 1800),
             webhook_url=env.get("HANRAG_WEBHOOK_URL") or None,
             pdf_passwords=_passwords(env.get("HANRAG_PDF_PASSWORDS")),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -125,7 +125,9 @@ class Ingestion(Protocol):
     @property
     def registry(self) -> Registry: ...
 
-    def ingest_file(self, user_id: str, path: Path, source: str, run_id: str | None = None) -> RunRecord: ...
+    def ingest_file(self, user_id: str, path: Path, source: str, progress: Any = None,
+                    run_id: str | None = None) -> RunRecord:
+        """`progress` hears of the file's chunks as they are planned and embedded (a runner Progress)."""
 
     def delete(self, user_id: str, source: str) -> int | None: ...
 

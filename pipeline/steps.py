@@ -78,6 +78,10 @@ def reason(error: BaseException) -> str:
     """The message a person reads: ours verbatim; anything unexpected named by its type."""
     if isinstance(error, PipelineError):
         return str(error)
+    if isinstance(error, FileNotFoundError):  # moved or deleted while the run was on its way to it
+        return f"the file is gone: it was moved or deleted before it was read ({error.filename or error})"
+    if isinstance(error, PermissionError):
+        return f"the file cannot be read: permission denied ({error.filename or error})"
     return f"internal error ({type(error).__name__}): {error}"
 
 

@@ -27,8 +27,15 @@ class FolderWatcher:
             except InvalidName as error:
                 events.append({"event": "ignored", "user": folder.name, "source": "", "reason": str(error)})
                 continue
-            for path, source in collect_files([folder]):
-                stat = path.stat()
+            listed = _listed(folder, user, events)
+            if listed is None:  # unreadable for now: what was there stays in the index
+                present.update({key: seen for key, seen in self._seen.items() if key[0] == user})
+                continue
+            for path, source in listed:
+                try:
+                    stat = path.stat()
+                except OSError:  # gone since the folder was listed: the next scan sees it deleted
+                    continue
                 key = (user, source)
                 present[key] = (stat.st_mtime, stat.st_size)
                 if self._seen.get(key) == present[key]:
@@ -41,3 +48,13 @@ class FolderWatcher:
             events.append({"event": "deleted", "user": user, "source": source, "chunks": removed or 0})
         self._seen = present
         return events
+
+
+def _listed(folder: Path, user: str, events: list[dict]) -> list[tuple[Path, str]] | None:
+    """The user's files; None, reported, when the folder vanished or cannot be read — the scan goes on."""
+    try:
+        return collect_files([folder])
+    except OSError as error:
+        events.append({"event": "ignored", "user": user, "source": "", "status": "failed",
+                       "reason": f"cannot read the folder {folder.name}: {error.strerror or error}"})
+        return None

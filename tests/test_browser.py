@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from pipeline.adapters.local.accounts import ScryptCost, SqliteAccounts
+from pipeline.adapters.local.database import Database
 from pipeline.config import Settings
 from pipeline.serve import local_app
 from tests.conftest import FINTECH, SAMPLES
@@ -39,9 +41,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+PASSWORD = "김의 비밀번호 2024"
+
+
+class GatedEmbedder:
+    """The real model behind a gate the stage test closes, so a file stays in its embed stage
+    until the page has been seen showing it."""
+
+    def __init__(self, embedder) -> None:
+        self._embedder = embedder
+        self.gate = threading.Event()
+        self.gate.set()
+        self.dim, self.name = embedder.dim, embedder.name
+
+    def embed_passages(self, texts):
+        assert self.gate.wait(RUN_SECONDS)
+        return self._embedder.embed_passages(texts)
+
+    def embed_query(self, text):
+        return self._embedder.embed_query(text)
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, embedder):
-    app = local_app(Settings(home=tmp_path_factory.mktemp("browser-home")), embedder=embedder)
+def gated(embedder):
+    return GatedEmbedder(embedder)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, gated):
+    home = tmp_path_factory.mktemp("browser-home")
+    SqliteAccounts(Database(home / "hanrag.db"), ScryptCost(n=2**12)).add("kim", PASSWORD)
+    app = local_app(Settings(home=home), embedder=gated)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -85,6 +115,27 @@ class GatedLLM:
         yield " 5,000억원 규모로 조성됩니다 [1]"
 
 
+def test_logged_out_only_the_login_shows_and_a_wrong_password_is_told_in_korean(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, url = server
+    browser.get(url)
+    wait = WebDriverWait(browser, 30)
+    wait.until(ready.visibility_of_element_located((By.ID, "login-password")))
+    assert not browser.find_element(By.ID, "app").is_displayed()  # `main { display: grid }` once beat `hidden`
+    visible = browser.execute_script("return document.body.innerText")
+    assert "로그인" in visible and "문서 올리기" not in visible and "대화" not in visible
+    browser.find_element(By.ID, "login-user").send_keys("kim")
+    browser.find_element(By.ID, "login-password").send_keys("not the password")
+    browser.find_element(By.ID, "login-button").click()
+    wait.until(lambda d: "비밀번호가 맞지 않습니다" in d.find_element(By.ID, "login-error").text)
+    assert not browser.find_element(By.ID, "app").is_displayed()
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "logged-out.png"))
+
+
 def test_upload_ask_and_find_the_conversation_again(server, browser):
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
@@ -95,7 +146,10 @@ def test_upload_ask_and_find_the_conversation_again(server, browser):
     # the runs and documents views are redrawn every 1.5 s: an element found a moment ago may be gone
     wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))
     browser.get(url)
-    wait.until(ready.visibility_of_element_located((By.ID, "login-user"))).send_keys("kim")
+    user = wait.until(ready.visibility_of_element_located((By.ID, "login-user")))
+    user.clear()
+    user.send_keys("kim")
+    browser.find_element(By.ID, "login-password").send_keys(PASSWORD)
     browser.find_element(By.ID, "login-button").click()
     wait.until(ready.visibility_of_element_located((By.ID, "drop-zone")))
 
@@ -161,3 +215,82 @@ def _last_answer_with_citations(driver):
     if answers and answers[-1].find_elements(By.CSS_SELECTOR, ".citation"):
         return answers[-1]
     return None
+
+
+ATTACK = """<!doctype html><title>보통 페이지</title><script>
+const form = new FormData();
+form.append("files", new Blob(["공격자가 넣은 문서입니다. 이 문장이 색인되면 안 됩니다."]), "attack.txt");
+Promise.allSettled([
+  fetch("TARGET/api/documents", { method: "POST", mode: "no-cors", credentials: "include", body: form }),
+  fetch("TARGET/api/logout", { method: "POST", mode: "no-cors", credentials: "include" }),
+]).then(() => { document.title = "done"; });
+</script>"""
+
+
+@pytest.fixture
+def second_port_site(server, tmp_path):
+    """A page on another port of this machine: the same "site" to SameSite, another origin to us."""
+    import functools
+    import http.server
+
+    _, url = server
+    (tmp_path / "attack.html").write_text(ATTACK.replace("TARGET", url.rstrip("/")), encoding="utf-8")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{site.server_address[1]}/attack.html"
+    site.shutdown()
+
+
+def logged_in(browser, url: str) -> None:
+    """The page, logged in as kim (through the form if the session has not been)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url)
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "app").is_displayed()
+                                     or d.find_element(By.ID, "login-password").is_displayed())
+    if not browser.find_element(By.ID, "app").is_displayed():
+        browser.find_element(By.ID, "login-user").clear()
+        browser.find_element(By.ID, "login-user").send_keys("kim")
+        browser.find_element(By.ID, "login-password").send_keys(PASSWORD)
+        browser.find_element(By.ID, "login-button").click()
+        WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "app").is_displayed())
+
+
+def test_a_page_on_another_local_port_cannot_upload_or_log_out(server, browser, second_port_site):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    app, url = server
+    logged_in(browser, url)
+    before = {r.run_id for r in app.state.worker.pipeline.registry.recent_runs(500, "kim")}
+    browser.get(second_port_site)
+    WebDriverWait(browser, 30).until(lambda d: d.title == "done")
+    time.sleep(1)
+    after = app.state.worker.pipeline.registry.recent_runs(500, "kim")
+    assert {r.run_id for r in after} == before and not app.state.worker.pending("kim")
+    browser.get(url)
+    WebDriverWait(browser, 30).until(lambda d: d.find_element("id", "app").is_displayed())  # still logged in
+
+
+def test_a_running_file_shows_its_stage(server, browser, gated, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, url = server
+    logged_in(browser, url)
+    note = tmp_path / "회의 안내.txt"
+    note.write_text("정기 회의는 매주 목요일 오후 세 시에 본관 3층 회의실에서 열립니다.\n" * 40, encoding="utf-8")
+    row = f"const r = document.querySelector('#runs-body tr[data-source=\"{note.name}\"]'); " \
+          "return r && [r.dataset.status, r.querySelector('.status').innerText];"
+    gated.gate.clear()
+    try:
+        browser.find_element(By.ID, "file-input").send_keys(str(note))
+        status, text = WebDriverWait(browser, RUN_SECONDS).until(
+            lambda d: (found := d.execute_script(row)) and "임베딩 중" in found[1] and found)
+        assert status == "running" and "처리 중" in text and "청크" in text
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "running.png"))
+    finally:
+        gated.gate.set()
+    WebDriverWait(browser, RUN_SECONDS).until(lambda d: (d.execute_script(row) or [None])[0] == "succeeded")

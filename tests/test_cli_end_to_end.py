@@ -152,3 +152,63 @@ def test_the_installed_command_reports_a_bad_file_and_exits_1(tmp_path):
     done = subprocess.run([str(command), "ingest", str(tmp_path / "missing.pdf"), "--user", "a"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2 and "no such file or folder" in done.stderr
+
+
+# ---------------------------------------------------------------------- bounds and a shared machine (issue 13)
+
+
+def test_files_under_hanrag_home_are_readable_by_their_owner_only(two_users):
+    home, _, _ = two_users
+    assert home.stat().st_mode & 0o777 == 0o700
+    written = [p for p in home.rglob("*")]
+    assert (home / "hanrag.db") in written and any("artifacts" in p.parts for p in written)
+    assert [p for p in written if p.stat().st_mode & 0o077] == []  # nothing for the group or others
+
+
+@pytest.mark.parametrize("k", ["1000000", "-5", "0", "two"])
+def test_k_out_of_bounds_is_refused_with_the_reason(two_users, k):
+    home, _, _ = two_users
+    code, out, err = run_cli_catching_exit(home, "search", "펀드 규모", "--user", "a", "--k", k)
+    assert code == 2 and "1부터 100까지의 정수" in err and out == ""
+
+
+def test_a_huge_query_and_a_user_id_with_a_newline_are_refused_at_once(two_users):
+    home, _, _ = two_users
+    code, _, err = run_cli(home, "search", "펀드 " * 50_000, "--user", "a")
+    assert code == 2 and "검색어는 1000자까지입니다" in err
+    code, _, err = run_cli(home, "ingest", str(FIXTURES / "empty.txt"), "--user", "kim\n")
+    assert code == 2 and "invalid user id" in err
+    assert not (home / "artifacts" / "kim\n").exists()
+
+
+def run_cli_catching_exit(home: Path, *args: str) -> tuple[int, str, str]:
+    """Like `run_cli`, but a command line argparse refuses ends in SystemExit(2) after printing why."""
+    import contextlib
+    import io
+
+    from pipeline.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        patch.setenv("HANRAG_HOME", str(home))
+        try:
+            code = main(list(args))
+        except SystemExit as stop:
+            code = int(stop.code)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_a_closed_pipe_ends_quietly(two_users):
+    """`hanrag search … --json | head -1`: the reader leaves after one line; no BrokenPipe traceback."""
+    import subprocess
+    import sys
+
+    home, _, _ = two_users
+    command = Path(sys.executable).with_name("hanrag")
+    process = subprocess.Popen([str(command), "search", "펀드", "--user", "a", "--json", "--k", "100"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "HANRAG_HOME": str(home)})
+    assert process.stdout.readline().strip() == "["
+    process.stdout.close()  # far more than a pipe buffer is still to come
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0 and "Traceback" not in err and "BrokenPipe" not in err

@@ -5,6 +5,34 @@
 const $ = (id) => document.getElementById(id);
 const STATUS = { queued: "대기 중", running: "처리 중", succeeded: "완료", skipped: "변경 없음", failed: "실패" };
 const STAGES = { extract: "추출", chunk: "분할", embed: "임베딩", index: "색인", summarize: "요약", notify: "알림" };
+const LIVE_STAGES = { extract: "추출·분할 중", embed: "임베딩 중", index: "색인·요약 중" };
+// The pipeline's reasons are written in English for logs; the page leads with Korean and keeps the original.
+const REASONS = [
+  [/^encrypted PDF: a password is required/, "암호가 걸린 PDF입니다: 비밀번호가 필요합니다 (HANRAG_PDF_PASSWORD로 설정)"],
+  [/^encrypted PDF: the configured password is wrong/, "암호가 걸린 PDF입니다: 설정한 비밀번호가 맞지 않습니다"],
+  [/^encrypted HWPX?: the document is protected by a password/, "암호가 걸린 한글 문서입니다"],
+  [/^encrypted HWP: the document is under DRM/, "DRM으로 보호된 한글 문서입니다"],
+  [/^encrypted Office document/, "암호가 걸린 오피스 문서입니다: 비밀번호가 필요합니다"],
+  [/^HWP distribution document/, "배포용 한글 문서라 본문이 암호화되어 있습니다"],
+  [/^empty (file|document|PDF)/, "빈 파일입니다: 색인할 글자가 없습니다"],
+  [/^file too large/, "파일이 너무 큽니다"],
+  [/^unsupported file type/, "지원하지 않는 파일 형식입니다"],
+  [/^broken /, "파일이 손상되어 읽을 수 없습니다"],
+  [/^unreadable text/, "글자 인코딩을 알 수 없습니다"],
+  [/^no readable text/, "어느 쪽에서도 읽을 수 있는 글자를 찾지 못했습니다"],
+  [/^the file is gone/, "파일이 읽히기 전에 옮겨지거나 지워졌습니다"],
+  [/^the file cannot be read/, "파일을 읽을 권한이 없습니다"],
+  [/^interrupted/, "처리 도중 서버가 멈췄습니다: 파일을 다시 올리세요"],
+  [/^unchanged since the last ingest/, "지난번과 내용이 같아 건너뛰었습니다"],
+  [/took longer than|time limit/, "처리 시간 한도를 넘었습니다"],
+  [/^internal error/, "내부 오류가 났습니다"],
+];
+
+function inKorean(reason) {
+  if (!reason || /[가-힣]/.test(reason)) return reason || "";
+  const known = REASONS.find(([pattern]) => pattern.test(reason));
+  return known ? `${known[1]}\n(${reason})` : reason;
+}
 let user = null;
 let session = null;
 let runsTimer = null;
@@ -40,17 +68,27 @@ async function start() {
     user = (await api("/api/me")).user;
     await enter();
   } catch (error) {
-    showLogin();
+    await showLogin();
   }
 }
 
-function showLogin() {
+// Logged out, only the login shows: the password form, or (with no accounts) how to use the printed link.
+async function showLogin() {
   user = null;
   clearInterval(runsTimer);
   $("app").hidden = true;
   $("whoami").hidden = true;
   $("login").hidden = false;
-  $("login-user").focus();
+  let mode = "password";
+  try { mode = (await api("/api/auth")).mode; } catch (_) { /* keep the form */ }
+  $("login-form").hidden = mode !== "password";
+  $("login-link").hidden = mode !== "link";
+  if (new URLSearchParams(location.search).get("login") === "expired") {
+    const message = "로그인 링크가 맞지 않거나 이미 쓰였습니다.";
+    $(mode === "link" ? "login-link-error" : "login-error").textContent = message;
+    history.replaceState(null, "", "/");
+  }
+  if (mode === "password") $("login-user").focus();
 }
 
 async function enter() {
@@ -69,8 +107,9 @@ $("login-form").addEventListener("submit", async (event) => {
   try {
     user = (await api("/api/login", {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ user: $("login-user").value.trim() }),
+      body: JSON.stringify({ user: $("login-user").value.trim(), password: $("login-password").value }),
     })).user;
+    $("login-password").value = "";
     await enter();
   } catch (error) {
     $("login-error").textContent = `로그인하지 못했습니다: ${error.message}`;
@@ -80,7 +119,7 @@ $("login-form").addEventListener("submit", async (event) => {
 $("logout-button").addEventListener("click", async () => {
   await api("/api/logout", { method: "POST" });
   $("messages").replaceChildren();
-  showLogin();
+  await showLogin();
 });
 
 // ------------------------------------------------------------------ upload
@@ -132,18 +171,24 @@ async function refreshRuns() {
     const timings = Object.entries(run.durations || {})
       .map(([stage, seconds]) => `${STAGES[stage] || stage} ${seconds.toFixed(2)}초`).join(" · ");
     const notes = [...(run.warnings || [])];
-    if (run.reason && run.status !== "succeeded") notes.unshift(run.reason);
+    if (run.reason && run.status !== "succeeded") notes.unshift(inKorean(run.reason));
     if (run.failed_stage) notes.push(`실패한 단계: ${STAGES[run.failed_stage] || run.failed_stage}`);
     return el("tr", { dataset: { status: run.status, source: run.source, runId: run.run_id } },
       el("td", { className: "file", textContent: run.source }),
-      el("td", { className: `status ${run.status}`, textContent: STATUS[run.status] || run.status }),
+      el("td", { className: `status ${run.status}`, textContent: STATUS[run.status] || run.status },
+        run.status === "running" ? el("span", { className: "stage", textContent: liveStage(run) }) : null),
       el("td", { className: "timings", textContent: timings }),
-      el("td", { textContent: notes.join("\n") }));
+      el("td", { className: "notes", textContent: notes.join("\n") }));
   }));
   if (state !== lastRunsState) {  // a run finished or started: the documents may have changed
     lastRunsState = state;
     refreshDocuments();
   }
+}
+
+function liveStage(run) {
+  const label = LIVE_STAGES[run.stage] || "";
+  return run.stage === "embed" && run.chunks_total ? `${label} ${run.chunks_done}/${run.chunks_total} 청크` : label;
 }
 
 async function refreshDocuments() {
