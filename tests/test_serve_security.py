@@ -267,7 +267,21 @@ def send_until_answered(url: str, cookie: str, body: Iterator[bytes]) -> str:
             except OSError:  # closed after answering
                 break
         connection.settimeout(30)
-        return connection.recv(65536).decode("utf-8", "replace")
+        return read_response(connection)
+
+
+def read_response(connection: socket.socket) -> str:
+    """The whole answer: its headers, then as many body bytes as Content-Length says (a busy server
+    may send the two in separate packets)."""
+    answer = b""
+    while b"\r\n\r\n" not in answer and (piece := connection.recv(65536)):
+        answer += piece
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length and (piece := connection.recv(65536)):
+        body += piece
+    return (head + b"\r\n\r\n" + body).decode("utf-8", "replace")
 
 
 def disk_use(*folders: Path) -> int:
