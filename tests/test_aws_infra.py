@@ -375,3 +375,35 @@ def test_npx_cdk_synth_with_the_pinned_cli(tmp_path):
         env={**os.environ, "CDK_DISABLE_CLI_TELEMETRY": "true"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "Hanrag.template.json").exists()
+
+
+def test_chat_provisioned_concurrency_is_a_parameter_with_an_alias_only_when_asked_for():
+    template = synthesized()[0]
+    parameter = template["Parameters"]["ChatProvisionedConcurrency"]
+    assert parameter["Type"] == "Number" and parameter["Default"] == 0 and parameter["MinValue"] == 0
+    assert template["Conditions"]["ChatProvisioned"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ChatProvisionedConcurrency"}, "0"]}]}
+    functions = {f["Properties"]["ImageConfig"]["Command"][0].rsplit(".", 1)[-1]: lid
+                 for lid, f in resources("AWS::Lambda::Function").items() if "ImageConfig" in f["Properties"]}
+    aliases = resources("AWS::Lambda::Alias")
+    versions = resources("AWS::Lambda::Version")
+    for handler in ("http_handler", "websocket_handler"):
+        function = functions[handler]
+        alias_id, alias = next((k, a) for k, a in aliases.items()
+                               if a["Properties"]["FunctionName"] == {"Ref": function})
+        assert alias["Condition"] == "ChatProvisioned"
+        assert alias["Properties"]["ProvisionedConcurrencyConfig"] == {
+            "ProvisionedConcurrentExecutions": {"Ref": "ChatProvisionedConcurrency"}}
+        version_id = alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]
+        assert versions[version_id]["Condition"] == "ChatProvisioned"
+        # the APIs invoke the alias when it exists, the function otherwise, and may invoke whichever it is
+        target = {"Fn::If": ["ChatProvisioned", {"Ref": alias_id}, {"Fn::GetAtt": [function, "Arn"]}]}
+        integrations = resources("AWS::ApiGatewayV2::Integration").values()
+        uris = [json.dumps(i["Properties"]["IntegrationUri"]) for i in integrations
+                if function in json.dumps(i["Properties"]["IntegrationUri"])]
+        assert uris and all(json.dumps(target) in uri for uri in uris)
+        permissions = [p["Properties"]["FunctionName"] for p in resources("AWS::Lambda::Permission").values()
+                       if function in json.dumps(p["Properties"]["FunctionName"])]
+        assert permissions and all(name == target for name in permissions)
+    # nothing else is conditional on it: the authorizer and the pipeline have no alias
+    assert len(aliases) == 2
