@@ -30,6 +30,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chat import account
 from chat.deadline import Deadline, TimedEmbedder, TimedIndex, TimedLLM
 from chat.failures import BadRequest, Failure, Unauthorized, failure_of
 from chat.history import validate_session_id
@@ -143,17 +144,54 @@ def _routes(event: dict, user_id: str, deadline: Deadline) -> dict:
     return _failed(Failure(404, "no_route", f"no route {route!r}", "없는 주소입니다."))
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def http_handler(event: dict, context) -> dict:
+def _account_routes(event: dict, user_id: str, deadline: Deadline) -> dict:
+    """The routes that write a user's data, served by their own function (its role may write uploads,
+    the registry and the index; the chat function's may not)."""
+    c = components()
+    route = event.get("routeKey", "")
+    s3, bucket = account.presigning_client(c.settings.region), c.settings.bucket
+    if route == "POST /uploads":
+        body = _json_body(event)
+        grant = account.grant_upload(s3, bucket, user_id, str(body.get("name") or ""), body.get("size"),
+                                     body.get("content_type"), c.settings.pipeline.max_file_bytes)
+        return _response(200, grant.to_dict())
+    if route == "DELETE /uploads":
+        name = (event.get("queryStringParameters") or {}).get("name") or ""
+        return _response(202, account.delete_upload(s3, bucket, user_id, name))
+    if route == "DELETE /me":
+        if _json_body(event).get("confirm") is not True:
+            raise BadRequest('send {"confirm": true}: this deletes every file, index entry, run and chat of yours')
+        tables = {"documents": c.table(c.settings.documents_table), "runs": c.table(c.settings.runs_table),
+                  "history": c.table(c.settings.history_table),
+                  "idempotency": c.table(c.settings.idempotency_table) if c.settings.idempotency_table else None}
+        removed = account.offboard(user_id, c.client("s3"), bucket, c.index, tables)
+        logger.info("user offboarded", extra={"removed": removed})
+        return _response(200, {"user_id": user_id, "removed": removed})
+    return _failed(Failure(404, "no_route", f"no route {route!r}", "없는 주소입니다."))
+
+
+def _serve(event: dict, context, routes: Callable[[dict, str, Deadline], dict]) -> dict:
     """Every answer is JSON, failures too (status, code, reason, message), within API Gateway's 29 s."""
     remaining = remaining_seconds(context)
     budget = HTTP_BUDGET_SECONDS if remaining is None else min(HTTP_BUDGET_SECONDS, remaining - 1.0)
     try:
-        return _routes(event, user_from_http(event), Deadline(budget))
+        return routes(event, user_from_http(event), Deadline(budget))
     except Exception as error:
         return _failed(failure_of(error))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def http_handler(event: dict, context) -> dict:
+    return _serve(event, context, _routes)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def account_handler(event: dict, context) -> dict:
+    """POST /uploads (a pre-signed PUT URL), DELETE /uploads?name=… and DELETE /me (offboarding)."""
+    return _serve(event, context, _account_routes)
 
 
 # ---------------------------------------------------------------------------- WebSocket API
