@@ -38,6 +38,7 @@ from constructs import Construct
 
 from pipeline.definition import (
     BEDROCK_EMBED_DIMENSIONS,
+    CHAT_ACCOUNT_HANDLER,
     CHAT_AUTHORIZER_HANDLER,
     CHAT_HTTP_HANDLER,
     CHAT_WEBSOCKET_HANDLER,
@@ -571,6 +572,7 @@ class HanragStack(cdk.Stack):
             self._grant_embedding(function)
             self._grant_llm(function)
             self.search_functions.append(function)
+        self._chat_account(chat_env)
         # the search setup (created before) maps these roles too
         self.search_setup.node.default_child.add_property_override(  # type: ignore[union-attr]
             "RoleArns", [f.role.role_arn for f in self.search_functions])  # type: ignore[union-attr]
@@ -589,6 +591,10 @@ class HanragStack(cdk.Stack):
                              (apigw.HttpMethod.GET, "/sessions/{session_id}"),
                              (apigw.HttpMethod.DELETE, "/sessions/{session_id}"), (apigw.HttpMethod.POST, "/ask")):
             self.http_api.add_routes(path=path, methods=[method], integration=integration)
+        account = integrations.HttpLambdaIntegration("Account", self.chat_account)
+        for method, path in ((apigw.HttpMethod.POST, "/uploads"), (apigw.HttpMethod.DELETE, "/uploads"),
+                             (apigw.HttpMethod.DELETE, "/me")):
+            self.http_api.add_routes(path=path, methods=[method], integration=account)
         self._access_logs(self.http_api.default_stage, api_logs)  # type: ignore[arg-type]
 
         self.ws_api = apigw.WebSocketApi(
@@ -615,6 +621,31 @@ class HanragStack(cdk.Stack):
         cdk.CfnOutput(self, "UserPoolId", value=self.users.user_pool_id)
         cdk.CfnOutput(self, "UserPoolClientId", value=self.client.user_pool_client_id)
         cdk.CfnOutput(self, "UploadsBucket", value=self.bucket.bucket_name)
+
+    def _chat_account(self, env: dict[str, str]) -> None:
+        """The routes that write a user's data (pre-signed uploads, deletes, offboarding) run in their own
+        function, so the chat functions' roles stay read-only for uploads and the registry."""
+        self.chat_account = self._function("ChatAccountFunction", CHAT_ACCOUNT_HANDLER, 1024, 29, env)
+        # a pre-signed PUT acts with this role: it may put (and delete) under uploads/, the handler names the key
+        self.bucket.grant_put(self.chat_account, f"{UPLOAD_PREFIX}*")
+        self.bucket.grant_read(self.chat_account, f"{UPLOAD_PREFIX}*")  # HeadObject, ListBucketVersions
+        for prefix in (UPLOAD_PREFIX, ARTIFACT_PREFIX):  # offboarding deletes every version
+            self.bucket.grant_delete(self.chat_account, f"{prefix}*")
+        for table in (self.documents, self.runs, self.history, self.idempotency):
+            table.grant_read_write_data(self.chat_account)
+        self.search_functions.append(self.chat_account)  # offboarding drops the user's indices
+        # browsers PUT to the pre-signed URL from the web page's origin; the signature is the authorization
+        self.bucket.add_cors_rule(allowed_methods=[s3.HttpMethods.PUT], allowed_origins=["*"],
+                                  allowed_headers=["content-type"], max_age=3000)
+        self._ack_function(self.chat_account)
+        bucket = self._logical(self.bucket)
+        _ack_findings(self.chat_account, "IAM5", {
+            f"Resource::<{bucket}.Arn>/uploads/*": "Pre-signed PUTs and deletes of uploads/<sub>/ keys; the "
+                                                   "handler builds each key from the caller's verified sub.",
+            f"Resource::<{bucket}.Arn>/artifacts/*": "Offboarding deletes artifacts/<sub>/ of the caller only.",
+            "Action::s3:PutObject*": "CDK's bucket grant: object writes under uploads/ only (pre-signed PUTs).",
+            "Action::s3:DeleteObject*": "CDK's bucket grant: deletes (with versions) under two prefixes only.",
+        })
 
     def _chat_provisioned_concurrency(self) -> None:
         """`ChatProvisionedConcurrency` > 0 keeps that many environments of each chat function initialized, so

@@ -320,7 +320,7 @@ def test_opensearch_domain_is_encrypted_with_fine_grained_access_and_https(templ
                                         "Arn"]}}},
     })
     setup = next(iter(resources("AWS::CloudFormation::CustomResource").values()))
-    assert len(setup["Properties"]["RoleArns"]) == 4  # index, delete, chat HTTP, chat WebSocket
+    assert len(setup["Properties"]["RoleArns"]) == 5  # index, delete, chat HTTP, chat WebSocket, chat account
 
 
 def test_tables_sns_embedding_endpoint_and_chat_apis(template):
@@ -407,3 +407,35 @@ def test_chat_provisioned_concurrency_is_a_parameter_with_an_alias_only_when_ask
         assert permissions and all(name == target for name in permissions)
     # nothing else is conditional on it: the authorizer and the pipeline have no alias
     assert len(aliases) == 2
+
+
+def test_uploads_deletes_and_offboarding_have_their_own_function_and_routes():
+    functions = {f["Properties"]["ImageConfig"]["Command"][0].rsplit(".", 1)[-1]: (lid, f["Properties"])
+                 for lid, f in resources("AWS::Lambda::Function").items() if "ImageConfig" in f["Properties"]}
+    account, props = functions["account_handler"]
+    assert props["Timeout"] <= 29  # API Gateway's limit
+    integrations = {lid: i["Properties"] for lid, i in resources("AWS::ApiGatewayV2::Integration").items()}
+    routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in resources("AWS::ApiGatewayV2::Route").values()}
+    for key in ("POST /uploads", "DELETE /uploads", "DELETE /me"):
+        assert routes[key]["AuthorizationType"] == "JWT", key
+        integration = routes[key]["Target"]["Fn::Join"][1][1]["Ref"]
+        assert integrations[integration]["IntegrationUri"] == {"Fn::GetAtt": [account, "Arn"]}, key
+
+    def actions(function_id: str) -> set[str]:
+        role = resources("AWS::Lambda::Function")[function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+        found: set[str] = set()
+        for policy in resources("AWS::IAM::Policy").values():
+            if {"Ref": role} in policy["Properties"]["Roles"]:
+                for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                    found.update([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+        return found
+
+    mine = actions(account)
+    assert {"s3:PutObject", "s3:DeleteObject*", "dynamodb:BatchWriteItem", "dynamodb:Query", "dynamodb:Scan"} <= mine
+    chat = actions(functions["http_handler"][0])  # the chat function itself writes no upload, registry or run
+    assert not any(a.startswith(("s3:Put", "s3:Delete")) for a in chat)
+    # a browser PUTs to the pre-signed URL from the page's origin
+    bucket = next(b["Properties"] for b in resources("AWS::S3::Bucket").values()
+                  if b["Properties"].get("VersioningConfiguration"))
+    assert bucket["CorsConfiguration"]["CorsRules"] == [
+        {"AllowedHeaders": ["content-type"], "AllowedMethods": ["PUT"], "AllowedOrigins": ["*"], "MaxAge": 3000}]
