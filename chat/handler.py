@@ -14,7 +14,12 @@ the function push each piece of the answer (`post_to_connection`) as the LLM wri
 
 One question is one `chat.service.ChatService.respond`, as in `hanrag serve`: history of the session →
 summary request or standalone query → the user's own index → answer (extractive when the LLM
-fails) → both turns saved in the DynamoDB history table.
+fails) → both turns saved in the DynamoDB history table. Each turn has a time budget (`chat.deadline`),
+and every failure reaches the client as JSON or an error frame (`chat.failures`), never as a bare
+Lambda error.
+
+`account_handler` serves the routes that write a user's data (`chat.account`: pre-signed uploads,
+deletes, offboarding) from a function of its own, so the chat functions' roles stay read-only there.
 """
 
 from __future__ import annotations
