@@ -73,8 +73,10 @@ test: $(TESTED) opensearch-fetch $(LAMBDA_REPORT)
 	$(BIN)/ruff check pipeline chat infra tests bench
 	$(BIN)/python -m pytest
 
+# ruff, and cfn-lint on the synthesized template of each search size (also part of `make test`)
 lint: $(TESTED)
 	$(BIN)/ruff check pipeline chat infra tests bench
+	$(BIN)/python -m pytest -q tests/test_aws_infra.py -k "cfn_lint or each_search_size"
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

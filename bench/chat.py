@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chat.history import SqliteHistory  # noqa: E402
 from chat.retrieve import Retriever  # noqa: E402
 from chat.service import ChatService, ChatTurn  # noqa: E402
 from pipeline.adapters.llm import build_llm  # noqa: E402
+from pipeline.adapters.local.history import SqliteHistory  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
 from pipeline.evaluate import LatencySummary  # noqa: E402
 from pipeline.runner import LocalRunner, collect_files  # noqa: E402
@@ -81,12 +81,12 @@ def over_http(settings: Settings, runner: LocalRunner, rounds: int, llm) -> tupl
     import httpx
     import uvicorn
 
-    from chat.server import create_app
+    from pipeline.serve import local_app
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = create_app(settings, embedder=runner.embedder, llm=llm)
+    app = local_app(settings, embedder=runner.embedder, llm=llm)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -38,13 +38,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chat import account
 from chat.deadline import Deadline, TimedEmbedder, TimedIndex, TimedLLM
 from chat.failures import BadRequest, Failure, Unauthorized, failure_of
-from chat.history import validate_session_id
 from chat.retrieve import Retriever
 from chat.service import ChatService, ChatTurn
 from pipeline.definition import Env
 from pipeline.errors import InvalidName
 from pipeline.lambdas.wiring import components
-from pipeline.names import validate_user_id
+from pipeline.names import validate_session_id, validate_user_id
 
 logger = Logger(service="hanrag-chat")
 metrics = Metrics(namespace="hanrag", service="chat")

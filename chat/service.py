@@ -10,14 +10,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from chat.answer import Answer, AnswerEvent, in_pieces, stream_answer
-from chat.history import HistoryStore, validate_session_id, within_budget
+from chat.history import within_budget
 from chat.retrieve import Retriever
 from chat.rewrite import standalone_query
 from chat.summaries import conversation_summary, document_summary, summary_request
 from pipeline.errors import PipelineError
 from pipeline.models import SearchHit
-from pipeline.names import validate_user_id
-from pipeline.ports import LLM, Registry
+from pipeline.names import validate_session_id, validate_user_id
+from pipeline.ports import LLM, HistoryStore, Registry
 
 log = logging.getLogger(__name__)
 

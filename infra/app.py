@@ -12,8 +12,9 @@ from cdk_nag import AwsSolutionsChecks
 from infra.stack import HanragStack
 
 
-def build_app(outdir: str | None = None) -> tuple[cdk.App, HanragStack]:
-    app = cdk.App(outdir=outdir) if outdir else cdk.App()
+def build_app(outdir: str | None = None, context: dict | None = None) -> tuple[cdk.App, HanragStack]:
+    """`context` as `-c key=value` gives it, for example `{"searchSize": "production"}`."""
+    app = cdk.App(outdir=outdir, context=context) if outdir or context else cdk.App()
     # environment-agnostic: the account and region come from the credentials `cdk deploy` runs with
     stack = HanragStack(app, "Hanrag", description="hanrag: Korean-first document ingestion for RAG")
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))

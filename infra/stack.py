@@ -8,6 +8,7 @@ local runner and the cloud cannot drift. This module imports nothing else of the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -25,6 +26,7 @@ import aws_cdk.aws_events_targets as targets
 import aws_cdk.aws_iam as iam
 import aws_cdk.aws_lambda as lambda_
 import aws_cdk.aws_lambda_destinations as destinations
+import aws_cdk.aws_lambda_event_sources as event_sources
 import aws_cdk.aws_logs as logs
 import aws_cdk.aws_opensearchservice as opensearch
 import aws_cdk.aws_s3 as s3
@@ -47,6 +49,7 @@ from pipeline.definition import (
     RECORD_FAILURE_HANDLER,
     SEARCH_SETUP_HANDLER,
     STAGES,
+    START_HANDLER,
     Env,
     RetryPolicy,
     Stage,
@@ -61,6 +64,8 @@ ARTIFACT_PREFIX = "artifacts/"
 TRANSIENT_ERRORS = ["TransientError"]
 LAMBDA_SERVICE_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                          "Lambda.TooManyRequestsException"]
+# Embed calls one document's Map runs at a time.
+EMBED_MAP_CONCURRENCY = 4
 # Memory (MB) per stage, for a 300-page PDF: extraction holds the PDF, its pages and its tables.
 MEMORY = {"extract": 3008, "chunk": 2048, "embed": 1024, "index": 1024, "summarize": 2048, "notify": 256}
 IMAGE_EXCLUDES = [".git", ".venv", "node_modules", "cdk.out", "tests", "bench", "samples", "scripts", ".hanrag",
@@ -86,6 +91,55 @@ TEI_ACCOUNTS = {
 }
 TEI_REGION_MESSAGE = ("No Hugging Face TEI CPU image is published in this region (see TEI_ACCOUNTS in "
                       "infra/stack.py): deploy in a region that has one, or pass EmbeddingEndpointName.")
+
+
+@dataclass(frozen=True)
+class SearchSize:
+    """One size of the OpenSearch domain; `cdk deploy -c searchSize=<name>` picks one of SEARCH_SIZES."""
+
+    data_nodes: int
+    instance: str
+    memory_gib: int  # the instance's memory: the JVM heap gets half, up to 32 GiB
+    volume_gib: int  # gp3, per data node
+    replicas: int  # of each user's index (the index stage creates it with this many)
+    zones: int = 1  # > 1: zone awareness, the data nodes (and each shard's copies) spread over that many zones
+    masters: int = 0  # dedicated master nodes
+    master_instance: str = ""
+
+    @property
+    def heap_gib(self) -> float:
+        return min(self.memory_gib / 2, 32)
+
+    @property
+    def shards(self) -> int:
+        """Shards the data nodes hold comfortably: about 25 per GiB of heap (AWS's sizing guidance)."""
+        return int(SHARDS_PER_HEAP_GIB * self.heap_gib * self.data_nodes)
+
+    @property
+    def shards_per_user(self) -> int:
+        """Each user is one index: primaries × (1 + replicas) shards."""
+        return PRIMARIES_PER_USER * (1 + self.replicas)
+
+    @property
+    def users(self) -> int:
+        """Users the domain holds with a fifth of its shards left for system indices and for re-embedding
+        (a user has a second index while `hanrag reembed` runs)."""
+        return int(self.shards * (1 - SHARD_HEADROOM)) // self.shards_per_user
+
+
+SHARDS_PER_HEAP_GIB = 25
+SHARD_HEADROOM = 0.2
+PRIMARIES_PER_USER = 1  # pipeline/adapters/opensearch.py: index_body(shards=1)
+SEARCH_SIZES: dict[str, SearchSize] = {
+    # a person or a team: no replica (one node could never place one), no zone awareness
+    "single": SearchSize(1, "t3.medium.search", memory_gib=4, volume_gib=20, replicas=0),
+    # two zones, each holding a copy of every shard: a zone can fail without losing search or data
+    "production": SearchSize(2, "r6g.large.search", memory_gib=16, volume_gib=100, replicas=1, zones=2),
+    # three zones and three dedicated masters: cluster management survives a zone and never competes with search
+    "production-masters": SearchSize(3, "r6g.large.search", memory_gib=16, volume_gib=100, replicas=1, zones=3,
+                                     masters=3, master_instance="m6g.large.search"),
+}
+DEFAULT_SEARCH_SIZE = "single"
 
 
 def _ack(construct: Construct, rule: str, reason: str) -> None:
@@ -118,6 +172,9 @@ def lambda_service_retry(task: tasks.LambdaInvoke) -> tasks.LambdaInvoke:
 class HanragStack(cdk.Stack):
     def __init__(self, scope: Construct, construct_id: str, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        # the access-log bucket admits S3's log delivery by bucket policy, not by the legacy
+        # `LogDeliveryWrite` ACL (cfn-lint W3045); set here, before any child, so every app gets it
+        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
         self._parameters()
         self._storage()
         self._notifications()
@@ -126,8 +183,8 @@ class HanragStack(cdk.Stack):
         self._functions()
         self._state_machine()
         self._triggers()
-        self._search_setup()
         self._chat_api()
+        self._search_setup()  # after every function that reaches the domain exists
         self._monitoring()
         self._stack_acknowledgments()
 
@@ -168,6 +225,15 @@ class HanragStack(cdk.Stack):
         self.llm_model = cdk.CfnParameter(
             self, "LlmModelId", type="String", default="global.anthropic.claude-haiku-4-5-20251001-v1:0",
             description="Bedrock model or inference profile id (Converse API)")
+        # the embedding endpoint is the narrow part: every embed call of every document goes to it
+        self.embed_concurrency = cdk.CfnParameter(
+            self, "EmbeddingConcurrency", type="Number", default=5, min_value=1, max_value=200,
+            description="Concurrent calls the embedding endpoint takes (a serverless endpoint's MaxConcurrency; "
+                        "5 by default): the embed function's reserved concurrency, and the deployed endpoint's")
+        self.max_in_flight = cdk.CfnParameter(
+            self, "MaxDocumentsInFlight", type="Number", default=2, min_value=1, max_value=1000,
+            description="Ingest executions running at once; more uploads wait in the queue (each document "
+                        f"embeds up to {EMBED_MAP_CONCURRENCY} batches at a time)")
         self.deploy_endpoint = cdk.CfnCondition(
             self, "DeployEmbeddingEndpoint", expression=cdk.Fn.condition_equals(self.embed_endpoint_name, ""))
         self._tei_image()
@@ -189,11 +255,15 @@ class HanragStack(cdk.Stack):
     # ------------------------------------------------------------------ storage
 
     def _storage(self) -> None:
+        # Kept by `cdk destroy`, with its policy: S3 delivers access logs late (minutes to hours), so the
+        # logs of the uploads bucket's own emptying arrive after any emptying of this one, and deleting
+        # it would fail on the objects that came in between (aws-cdk #21776). Its objects expire after
+        # 90 days; infra/README.md says how to remove it by hand.
         self.access_logs = s3.Bucket(
             self, "AccessLogs", block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True,
-            encryption=s3.BucketEncryption.S3_MANAGED, removal_policy=cdk.RemovalPolicy.DESTROY,
-            auto_delete_objects=True, object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
-            lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(90))])
+            encryption=s3.BucketEncryption.S3_MANAGED, removal_policy=cdk.RemovalPolicy.RETAIN,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(id="expire", expiration=cdk.Duration.days(90))])
         _ack(self.access_logs, "S1", "This is the access-log bucket itself; logging it into itself would loop.")
         self.bucket = s3.Bucket(
             self, "Uploads", event_bridge_enabled=True, block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
@@ -205,6 +275,10 @@ class HanragStack(cdk.Stack):
                 s3.LifecycleRule(id="old-versions", noncurrent_version_expiration=cdk.Duration.days(30)),
                 s3.LifecycleRule(id="multipart", abort_incomplete_multipart_upload_after=cdk.Duration.days(7)),
             ])
+        # the statement admitting S3's log delivery stays with the bucket, for the late logs of a teardown
+        self.access_logs.policy.apply_removal_policy(cdk.RemovalPolicy.RETAIN)  # type: ignore[union-attr]
+        cdk.CfnOutput(self, "AccessLogsBucket", value=self.access_logs.bucket_name,
+                      description="Kept after `cdk destroy` (objects expire after 90 days): remove it by hand")
 
         def table(name: str, sort_key: str, ttl: str | None = None, partition: str = "user_id") -> dynamodb.Table:
             return dynamodb.Table(
@@ -259,7 +333,7 @@ class HanragStack(cdk.Stack):
             production_variants=[sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                 model_name=model.attr_model_name, variant_name="e5",
                 serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
-                    memory_size_in_mb=4096, max_concurrency=5))])
+                    memory_size_in_mb=4096, max_concurrency=self.embed_concurrency.value_as_number))])
         _ack(config, "SM2", "Serverless inference endpoints cannot take a customer KMS key; data is encrypted at "
                             "rest by SageMaker with an AWS owned key.")
         endpoint = sagemaker.CfnEndpoint(self, "EmbeddingEndpoint",
@@ -277,11 +351,19 @@ class HanragStack(cdk.Stack):
                                          removal_policy=cdk.RemovalPolicy.DESTROY)
         self.search_admin = iam.Role(self, "SearchSetupRole",
                                      assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        name = self.node.try_get_context("searchSize") or DEFAULT_SEARCH_SIZE
+        if name not in SEARCH_SIZES:
+            raise ValueError(f"searchSize {name!r} is not one of {', '.join(SEARCH_SIZES)} (infra/README.md, Sizing)")
+        self.search_size = size = SEARCH_SIZES[name]
         self.domain = opensearch.Domain(
             self, "Search", version=opensearch.EngineVersion.OPENSEARCH_3_5,
-            capacity=opensearch.CapacityConfig(data_nodes=1, data_node_instance_type="t3.medium.search",
-                                               multi_az_with_standby_enabled=False),
-            ebs=opensearch.EbsOptions(volume_size=20, volume_type=ec2.EbsDeviceVolumeType.GP3),
+            capacity=opensearch.CapacityConfig(
+                data_nodes=size.data_nodes, data_node_instance_type=size.instance,
+                master_nodes=size.masters or None, master_node_instance_type=size.master_instance or None,
+                multi_az_with_standby_enabled=False),
+            zone_awareness=opensearch.ZoneAwarenessConfig(enabled=True, availability_zone_count=size.zones)
+            if size.zones > 1 else None,
+            ebs=opensearch.EbsOptions(volume_size=size.volume_gib, volume_type=ec2.EbsDeviceVolumeType.GP3),
             encryption_at_rest=opensearch.EncryptionAtRestOptions(enabled=True),
             node_to_node_encryption=True, enforce_https=True,
             tls_security_policy=opensearch.TLSSecurityPolicy.TLS_1_2,
@@ -293,14 +375,23 @@ class HanragStack(cdk.Stack):
             removal_policy=cdk.RemovalPolicy.DESTROY)
         _ack(self.domain, "OS1", "No VPC: a VPC would need NAT or endpoints for the Lambdas (~$32/month idle); "
                                  "access is SigV4-signed IAM plus fine-grained access control over HTTPS.")
-        _ack(self.domain, "OS3", "Access is limited by the domain access policy to the pipeline's IAM roles, "
-                                 "not by IP: Lambda has no fixed addresses.")
-        _ack(self.domain, "OS4", "One data node, no dedicated masters: a personal or team-sized index; dedicated "
-                                 "masters triple the idle cost.")
-        _ack(self.domain, "OS7", "Single node, so no zone awareness; snapshots are automatic and documents can be "
-                                 "re-ingested from the versioned uploads bucket.")
-        _ack(self.domain, "OS5", "Anonymous access is off: fine-grained access control plus an access policy "
-                                 "naming only the pipeline roles.")
+        _ack(self.domain, "OS3", "No IP allowlist: Lambda has no fixed addresses. The domain has no resource-based "
+                                 "access policy, so a request must be SigV4-signed by an IAM principal of this "
+                                 "account whose own policy allows es:ESHttp* on this domain, and fine-grained "
+                                 "access control then admits only the roles SearchSetup maps (master: the setup "
+                                 "role).")
+        if not size.masters:
+            _ack(self.domain, "OS4", f"searchSize={name}: {size.data_nodes} data node(s), no dedicated masters, which "
+                                     "would cost more than the data nodes at this size; searchSize=production-masters "
+                                     "adds three.")
+        if size.zones < 2:
+            _ack(self.domain, "OS7", f"searchSize={name}: one node, so no zone awareness; snapshots are automatic and "
+                                     "documents can be re-ingested from the versioned uploads bucket; "
+                                     "searchSize=production spreads two nodes over two zones.")
+        _ack(self.domain, "OS5", "cdk-nag flags a domain without an access policy. Unsigned and anonymous "
+                                 "requests are refused: no resource-based policy grants anyone, FGAC's anonymous "
+                                 "authentication is off and its internal user database disabled, so only SigV4-"
+                                 "signed IAM principals allowed by their own policy get in.")
 
     # ------------------------------------------------------------------ functions
 
@@ -329,7 +420,7 @@ class HanragStack(cdk.Stack):
             Env.BEDROCK_EMBED_MODEL: self.bedrock_embed_model.value_as_string,
             Env.INDEX: "opensearch",
             Env.OPENSEARCH_ENDPOINT: self.domain.domain_endpoint,
-            Env.INDEX_REPLICAS: "0",  # one data node: a replica could never be placed
+            Env.INDEX_REPLICAS: str(self.search_size.replicas),  # one data node could never place a replica
             Env.LLM: self.llm_kind.value_as_string,
             Env.LLM_MODEL: self.llm_model.value_as_string,
             "POWERTOOLS_METRICS_NAMESPACE": "hanrag",
@@ -340,6 +431,10 @@ class HanragStack(cdk.Stack):
             self.stage_functions[stage.name] = self._function(
                 f"{stage.name.capitalize()}Function", stage.handler, MEMORY[stage.name],
                 stage.timeout_seconds, env)
+        # a global limit on embed calls, whatever the number of documents: a throttled invoke is
+        # Lambda.TooManyRequestsException, which every task retries (LAMBDA_SERVICE_RETRY)
+        embed = self.stage_functions["embed"].node.default_child
+        embed.reserved_concurrent_executions = self.embed_concurrency.value_as_number  # type: ignore[union-attr]
         self.record_failure = self._function("RecordFailureFunction", RECORD_FAILURE_HANDLER, 256, 60, env)
         self.delete_function = self._function("DeleteFunction", DELETE_HANDLER, 1024, 120, env)
         # EventBridge invokes it asynchronously: Lambda retries a failed delete (a transient OpenSearch error)
@@ -353,17 +448,19 @@ class HanragStack(cdk.Stack):
             retry_attempts=2, max_event_age=cdk.Duration.hours(6),
             on_failure=destinations.SqsDestination(self.delete_failures))
         f = self.stage_functions
-        # least privilege: each function gets exactly what its stage touches
-        # extract reads uploads; delete and the failure recorder only ask whether a key still exists
-        # (HeadObject; with List* a missing key answers 404 instead of 403)
+        # least privilege: each function gets exactly the S3 calls its step makes (pipeline/steps.py)
+        # extract reads the upload's version; delete and the failure recorder only ask whether a key
+        # still exists (HeadObject; with ListBucket a missing key answers 404 instead of 403)
         for function in (f["extract"], self.delete_function, self.record_failure):
-            self.bucket.grant_read(function, f"{UPLOAD_PREFIX}*")
-        for name in ("extract", "chunk", "embed"):
-            self.bucket.grant_read_write(f[name], f"{ARTIFACT_PREFIX}*")
+            self._grant_objects(function, UPLOAD_PREFIX, "s3:GetObject", "s3:GetObjectVersion")
+            function.add_to_role_policy(iam.PolicyStatement(actions=["s3:ListBucket"],
+                                                            resources=[self.bucket.bucket_arn]))
+        self._grant_objects(f["extract"], ARTIFACT_PREFIX, "s3:PutObject")  # extracted.json
+        for name in ("chunk", "embed"):  # extracted.json → chunks.json; chunks.json → vectors/*.npy
+            self._grant_objects(f[name], ARTIFACT_PREFIX, "s3:GetObject", "s3:PutObject")
         for name in ("index", "summarize"):
-            self.bucket.grant_read(f[name], f"{ARTIFACT_PREFIX}*")
-        self.bucket.grant_read_write(self.delete_function, f"{ARTIFACT_PREFIX}*")
-        self.bucket.grant_delete(self.delete_function, f"{ARTIFACT_PREFIX}*")
+            self._grant_objects(f[name], ARTIFACT_PREFIX, "s3:GetObject")
+        self._grant_objects(self.delete_function, ARTIFACT_PREFIX, "s3:DeleteObject")  # list, then delete
         self.documents.grant_read_data(f["extract"])
         self.documents.grant_read_write_data(f["summarize"])
         for function in (f["notify"], self.record_failure, self.delete_function):
@@ -373,11 +470,33 @@ class HanragStack(cdk.Stack):
             self.topic.grant_publish(function)
         for function in [*f.values()]:
             self.idempotency.grant_read_write_data(function)
-        self.search_functions = [f["index"], self.delete_function]
+        # OpenSearch: writers are mapped to the FGAC role that may write hanrag-* indices, readers to the
+        # read-only one (pipeline/lambdas/search_setup.py); SearchSetup maps them after `_chat_api`
+        self.search_writers: list[lambda_.Function] = []
+        self.search_readers: list[lambda_.Function] = []
+        for function in (f["index"], self.delete_function):
+            self._search_writer(function)
         self._grant_embedding(f["embed"])
         self._grant_llm(f["summarize"])
         for function in [*f.values(), self.record_failure, self.delete_function]:
             self._ack_function(function)
+
+    def _grant_objects(self, function: lambda_.Function, prefix: str, *actions: str) -> None:
+        function.add_to_role_policy(iam.PolicyStatement(actions=list(actions),
+                                                        resources=[self.bucket.arn_for_objects(f"{prefix}*")]))
+
+    def _search_writer(self, function: lambda_.Function) -> None:
+        """May create, write and delete `hanrag-*` indices (FGAC role `hanrag_pipeline`)."""
+        self.search_writers.append(function)
+        self.domain.grant_read_write(function)
+
+    def _search_reader(self, function: lambda_.Function) -> None:
+        """May only search and read `hanrag-*` (FGAC role `hanrag_reader`); IAM adds no PUT, PATCH or
+        DELETE (a search is a POST: `_msearch`, `_mget`)."""
+        self.search_readers.append(function)
+        function.add_to_role_policy(iam.PolicyStatement(
+            actions=["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost"],
+            resources=[self.domain.domain_arn, f"{self.domain.domain_arn}/*"]))
 
     def _grant_embedding(self, function: lambda_.Function) -> None:
         function.add_to_role_policy(iam.PolicyStatement(
@@ -385,14 +504,21 @@ class HanragStack(cdk.Stack):
             resources=[f"arn:{self.partition}:sagemaker:{self.region}:{self.account}:endpoint/*"]))
         function.add_to_role_policy(iam.PolicyStatement(
             actions=["bedrock:InvokeModel"],
-            resources=[f"arn:{self.partition}:bedrock:{self.region}::foundation-model/amazon.titan-embed-*",
-                       f"arn:{self.partition}:bedrock:{self.region}::foundation-model/cohere.embed-*"]))
+            resources=[f"arn:{self.partition}:bedrock:{self.region}::foundation-model/"
+                       f"{self.bedrock_embed_model.value_as_string}"]))
 
     def _grant_llm(self, function: lambda_.Function) -> None:
+        """The configured model only: `LlmModelId` is a model id (invoked in this region) or an inference
+        profile id, whose models (in whichever regions the profile routes to, `bedrock:::` for a global
+        profile) may be invoked only through that profile."""
+        actions = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+        model = self.llm_model.value_as_string
+        profile = f"arn:{self.partition}:bedrock:{self.region}:{self.account}:inference-profile/{model}"
+        function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[
+            profile, f"arn:{self.partition}:bedrock:{self.region}::foundation-model/{model}"]))
         function.add_to_role_policy(iam.PolicyStatement(
-            actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
-            resources=[f"arn:{self.partition}:bedrock:*::foundation-model/*",
-                       f"arn:{self.partition}:bedrock:*:{self.account}:inference-profile/*"]))
+            actions=actions, resources=[f"arn:{self.partition}:bedrock:*::foundation-model/*"],
+            conditions={"StringEquals": {"bedrock:InferenceProfileArn": profile}}))
 
     def _logical(self, construct: Construct) -> str:
         return self.resolve(construct.node.default_child.logical_id)  # type: ignore[union-attr]
@@ -401,7 +527,6 @@ class HanragStack(cdk.Stack):
         """The wildcard findings a function's role may have, each with the reason it is as narrow as it gets."""
         bucket, domain = self._logical(self.bucket), self._logical(self.domain)
         objects = "CDK's bucket grant: object-level actions on one prefix of the uploads bucket only."
-        bedrock = "The model is a deploy parameter; global inference profiles route to any region's model."
         findings = {
             "Resource::*": "X-Ray PutTraceSegments/PutTelemetryRecords have no resource scope (active tracing).",
             "Action::s3:GetObject*": objects, "Action::s3:GetBucket*": objects, "Action::s3:List*": objects,
@@ -411,10 +536,9 @@ class HanragStack(cdk.Stack):
             f"Resource::<{domain}.Arn>/*": "HTTP paths of the hanrag domain only; FGAC limits them to hanrag-*.",
             "Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:endpoint/*":
                 "The embedding endpoint is a deploy parameter (an existing endpoint or the stack's own).",
-            "Resource::arn:<AWS::Partition>:bedrock:<AWS::Region>::foundation-model/cohere.embed-*": bedrock,
-            "Resource::arn:<AWS::Partition>:bedrock:<AWS::Region>::foundation-model/amazon.titan-embed-*": bedrock,
-            "Resource::arn:<AWS::Partition>:bedrock:*:<AWS::AccountId>:inference-profile/*": bedrock,
-            "Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/*": bedrock,
+            "Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/*":
+                "Only through the configured inference profile (condition bedrock:InferenceProfileArn), which "
+                "routes to its model in regions it picks (a global profile: any).",
         }
         if hasattr(self, "ws_api"):
             findings[f"Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
@@ -466,7 +590,8 @@ class HanragStack(cdk.Stack):
             if stage.fans_out:
                 f = StateField
                 fan_out = sfn.Map(
-                    self, f"{stage.name.capitalize()}Batches", items_path=f"$.{f.BATCHES}", max_concurrency=4,
+                    self, f"{stage.name.capitalize()}Batches", items_path=f"$.{f.BATCHES}",
+                    max_concurrency=EMBED_MAP_CONCURRENCY,
                     result_path=f"$.{f.EMBEDDED}",
                     item_selector={f"{f.UPLOAD}.$": f"$.{f.UPLOAD}", f"{f.REF}.$": f"$.{f.REF}",
                                    f"{f.ARTIFACTS}.$": f"$.{f.ARTIFACTS}", f"{f.BATCH}.$": "$$.Map.Item.Value"})
@@ -498,11 +623,38 @@ class HanragStack(cdk.Stack):
                                                             "scope."})
 
     def _triggers(self) -> None:
+        """Uploads are buffered: EventBridge puts each `Object Created` event in a queue, and the start
+        function (pipeline/lambdas/start.py) starts at most `MaxDocumentsInFlight` executions, each named
+        after its S3 change so a duplicate event starts nothing."""
+        self.upload_dead_letters = sqs.Queue(self, "UploadEventsDeadLetters", enforce_ssl=True,
+                                             encryption=sqs.QueueEncryption.SQS_MANAGED,
+                                             retention_period=cdk.Duration.days(14))
+        _ack(self.upload_dead_letters, "SQS3", "This queue is the dead-letter queue of the upload queue.")
+        start_timeout = cdk.Duration.seconds(60)
+        self.upload_events = sqs.Queue(
+            self, "UploadEvents", enforce_ssl=True, encryption=sqs.QueueEncryption.SQS_MANAGED,
+            retention_period=cdk.Duration.days(14),
+            visibility_timeout=cdk.Duration.seconds(6 * start_timeout.to_seconds()),  # Lambda's advice for SQS
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=5, queue=self.upload_dead_letters))
         created = events.Rule(self, "ObjectCreated", event_pattern=events.EventPattern(
             source=["aws.s3"], detail_type=["Object Created"],
             detail={"bucket": {"name": [self.bucket.bucket_name]}, "object": {"key": [{"prefix": UPLOAD_PREFIX}]}}))
-        created.add_target(targets.SfnStateMachine(self.machine, dead_letter_queue=self.dead_letters,
-                                                   retry_attempts=4, max_event_age=cdk.Duration.hours(2)))
+        created.add_target(targets.SqsQueue(self.upload_events, dead_letter_queue=self.dead_letters,
+                                            retry_attempts=4, max_event_age=cdk.Duration.hours(2)))
+        self.starter = self._function("StartFunction", START_HANDLER, 256, int(start_timeout.to_seconds()), {
+            Env.STATE_MACHINE_ARN: self.machine.state_machine_arn,
+            Env.UPLOAD_QUEUE_URL: self.upload_events.queue_url,
+            Env.MAX_DOCUMENTS_IN_FLIGHT: self.max_in_flight.value_as_string,
+            "POWERTOOLS_METRICS_NAMESPACE": "hanrag",
+        })
+        # two pollers at most (SQS's minimum), a few events each: the running-count check stays close
+        self.starter.add_event_source(event_sources.SqsEventSource(
+            self.upload_events, batch_size=5, max_concurrency=2, report_batch_item_failures=True))
+        self.machine.grant_start_execution(self.starter)
+        self.starter.add_to_role_policy(iam.PolicyStatement(actions=["states:ListExecutions"],
+                                                            resources=[self.machine.state_machine_arn]))
+        self.upload_events.grant_send_messages(self.starter)  # a deferred upload goes back with a delay
+        self._ack_function(self.starter)
         # a person's delete only: lifecycle expiry of old versions must not take the current one out
         deleted = events.Rule(self, "ObjectDeleted", event_pattern=events.EventPattern(
             source=["aws.s3"], detail_type=["Object Deleted"],
@@ -536,7 +688,8 @@ class HanragStack(cdk.Stack):
         self._ack_invoke(provider, [setup])
         self.search_setup = cdk.CustomResource(self, "SearchSetup", service_token=provider.service_token, properties={
             "Endpoint": self.domain.domain_endpoint,
-            "RoleArns": [f.role.role_arn for f in self.search_functions],  # type: ignore[union-attr]
+            "RoleArns": [f.role.role_arn for f in self.search_writers],  # type: ignore[union-attr]
+            "ReaderRoleArns": [f.role.role_arn for f in self.search_readers],  # type: ignore[union-attr]
         })
 
     # ------------------------------------------------------------------ chat
@@ -571,13 +724,8 @@ class HanragStack(cdk.Stack):
             self.documents.grant_read_data(function)
             self._grant_embedding(function)
             self._grant_llm(function)
-            self.search_functions.append(function)
+            self._search_reader(function)  # chat only searches: the read-only FGAC role
         self._chat_account(chat_env)
-        # the search setup (created before) maps these roles too
-        self.search_setup.node.default_child.add_property_override(  # type: ignore[union-attr]
-            "RoleArns", [f.role.role_arn for f in self.search_functions])  # type: ignore[union-attr]
-        for function in self.search_functions:
-            self.domain.grant_read_write(function)
 
         api_logs = logs.LogGroup(self, "ApiAccessLogs", retention=logs.RetentionDays.ONE_MONTH,
                                  removal_policy=cdk.RemovalPolicy.DESTROY)
@@ -626,14 +774,16 @@ class HanragStack(cdk.Stack):
         """The routes that write a user's data (pre-signed uploads, deletes, offboarding) run in their own
         function, so the chat functions' roles stay read-only for uploads and the registry."""
         self.chat_account = self._function("ChatAccountFunction", CHAT_ACCOUNT_HANDLER, 1024, 29, env)
-        # a pre-signed PUT acts with this role: it may put (and delete) under uploads/, the handler names the key
-        self.bucket.grant_put(self.chat_account, f"{UPLOAD_PREFIX}*")
-        self.bucket.grant_read(self.chat_account, f"{UPLOAD_PREFIX}*")  # HeadObject, ListBucketVersions
-        for prefix in (UPLOAD_PREFIX, ARTIFACT_PREFIX):  # offboarding deletes every version
-            self.bucket.grant_delete(self.chat_account, f"{prefix}*")
+        # a pre-signed PUT acts with this role: it may put under uploads/, the handler names the key; HeadObject
+        # before a delete; offboarding lists and deletes every version under uploads/<sub>/ and artifacts/<sub>/
+        self._grant_objects(self.chat_account, UPLOAD_PREFIX, "s3:PutObject", "s3:GetObject", "s3:DeleteObject",
+                            "s3:DeleteObjectVersion")
+        self._grant_objects(self.chat_account, ARTIFACT_PREFIX, "s3:DeleteObject", "s3:DeleteObjectVersion")
+        self.chat_account.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket", "s3:ListBucketVersions"], resources=[self.bucket.bucket_arn]))
         for table in (self.documents, self.runs, self.history, self.idempotency):
             table.grant_read_write_data(self.chat_account)
-        self.search_functions.append(self.chat_account)  # offboarding drops the user's indices
+        self._search_writer(self.chat_account)  # offboarding drops the user's indices
         # browsers PUT to the pre-signed URL from the web page's origin; the signature is the authorization
         self.bucket.add_cors_rule(allowed_methods=[s3.HttpMethods.PUT], allowed_origins=["*"],
                                   allowed_headers=["content-type"], max_age=3000)
@@ -643,8 +793,6 @@ class HanragStack(cdk.Stack):
             f"Resource::<{bucket}.Arn>/uploads/*": "Pre-signed PUTs and deletes of uploads/<sub>/ keys; the "
                                                    "handler builds each key from the caller's verified sub.",
             f"Resource::<{bucket}.Arn>/artifacts/*": "Offboarding deletes artifacts/<sub>/ of the caller only.",
-            "Action::s3:PutObject*": "CDK's bucket grant: object writes under uploads/ only (pre-signed PUTs).",
-            "Action::s3:DeleteObject*": "CDK's bucket grant: deletes (with versions) under two prefixes only.",
         })
 
     def _chat_provisioned_concurrency(self) -> None:
@@ -685,7 +833,9 @@ class HanragStack(cdk.Stack):
         failed = self.machine.metric_failed(period=period)
         dlq = self.dead_letters.metric_approximate_number_of_messages_visible(period=period)
         failed_deletes = self.delete_failures.metric_approximate_number_of_messages_visible(period=period)
-        for name, metric in (("ExecutionsFailed", failed), ("DeadLetters", dlq), ("FailedDeletes", failed_deletes)):
+        failed_starts = self.upload_dead_letters.metric_approximate_number_of_messages_visible(period=period)
+        for name, metric in (("ExecutionsFailed", failed), ("DeadLetters", dlq), ("FailedDeletes", failed_deletes),
+                             ("UploadDeadLetters", failed_starts)):
             alarm = cloudwatch.Alarm(self, f"{name}Alarm", metric=metric, threshold=1, evaluation_periods=1,
                                      comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                                      treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
@@ -702,7 +852,11 @@ class HanragStack(cdk.Stack):
             cloudwatch.GraphWidget(title="Seconds per stage (p90)", left=[
                 custom("StageSeconds", "ingest", "p90", stage=s.name) for s in STAGES]),
             cloudwatch.GraphWidget(title="Chunks indexed", left=[custom("ChunksIndexed", "ingest", stage="index")]),
-            cloudwatch.GraphWidget(title="Dead letters", left=[dlq, failed_deletes]),
+            cloudwatch.GraphWidget(title="Dead letters", left=[dlq, failed_deletes, failed_starts]),
+            cloudwatch.GraphWidget(title="Uploads waiting", left=[
+                self.upload_events.metric_approximate_number_of_messages_visible(period=period),
+                self.upload_events.metric_approximate_number_of_messages_not_visible(period=period)],
+                right=[self.upload_events.metric_approximate_age_of_oldest_message(period=period)]),
             cloudwatch.GraphWidget(title="Chat latency (s)", left=[custom("ChatLatency", "chat", "p50"),
                                                                    custom("ChatLatency", "chat", "p90")]),
         )

@@ -443,8 +443,8 @@ def _eval_korquad(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from chat.server import serve
     from pipeline.adapters.llm import build_llm
+    from pipeline.serve import serve
 
     llm = build_llm(settings.llm)
     where = settings.index.url if settings.index.kind == "opensearch" else settings.database_path

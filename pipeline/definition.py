@@ -91,6 +91,7 @@ CHAT_WEBSOCKET_HANDLER = "chat.handler.websocket_handler"
 CHAT_AUTHORIZER_HANDLER = "chat.handler.authorizer_handler"
 CHAT_ACCOUNT_HANDLER = "chat.handler.account_handler"  # uploads, deletes, offboarding
 SEARCH_SETUP_HANDLER = "pipeline.lambdas.search_setup.on_event"
+START_HANDLER = "pipeline.lambdas.start.start_handler"  # upload queue → one execution per upload
 
 
 class StateField:
@@ -133,6 +134,9 @@ class Env:
     LLM_ENDPOINT = "HANRAG_LLM_ENDPOINT"
     COGNITO_ISSUER = "HANRAG_COGNITO_ISSUER"
     COGNITO_CLIENT_ID = "HANRAG_COGNITO_CLIENT_ID"
+    STATE_MACHINE_ARN = "HANRAG_STATE_MACHINE_ARN"
+    UPLOAD_QUEUE_URL = "HANRAG_UPLOAD_QUEUE_URL"
+    MAX_DOCUMENTS_IN_FLIGHT = "HANRAG_MAX_DOCUMENTS_IN_FLIGHT"
 
 
 def stage(name: str) -> Stage:

@@ -1,4 +1,4 @@
-"""Validation of the names that come from outside: user ids and source paths.
+"""Validation of the names that come from outside: user ids, chat session ids and source paths.
 
 A user id becomes part of an index name on AWS (`hanrag-<user>`) and a folder name in a watched
 inbox, so it is held to a small alphabet. A source is a relative path as the user named the file.
@@ -12,6 +12,7 @@ import unicodedata
 from pipeline.errors import InvalidName
 
 _USER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_SOURCE_LENGTH = 512
 
 
@@ -22,6 +23,12 @@ def validate_user_id(user_id: str) -> str:
             "starting with a letter or digit"
         )
     return user_id
+
+
+def validate_session_id(session_id: str) -> str:
+    if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
+        raise InvalidName(f"invalid session id {session_id!r}: use 1–64 letters, digits, '-' or '_'")
+    return session_id
 
 
 def validate_source(source: str) -> str:

@@ -8,6 +8,7 @@ a SageMaker endpoint without any stage noticing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -103,3 +104,33 @@ class Registry(Protocol):
     def running_runs(self) -> list[RunRecord]:
         """Runs recorded as running, so a runner can close the ones whose process is gone."""
         ...
+
+
+class HistoryStore(Protocol):
+    """The messages of each user's chat sessions: in SQLite on one machine, in DynamoDB on AWS. Every
+    method takes the user id, so one user's sessions are never reachable with another's id."""
+
+    def append(self, user_id: str, session_id: str, role: str, text: str,
+               citations: list[dict] | None = None, now: float | None = None) -> None: ...
+
+    def turns(self, user_id: str, session_id: str, limit: int = 50) -> list[dict]:
+        """The last `limit` messages of a session, oldest first: {"role", "text", "citations", "created_at"}."""
+        ...
+
+    def sessions(self, user_id: str, limit: int = 200) -> list[str]: ...
+
+    def delete_session(self, user_id: str, session_id: str) -> int: ...
+
+
+class Ingestion(Protocol):
+    """What the web server asks of the pipeline behind it: run one uploaded file, remove a document,
+    and close the runs a previous process left open."""
+
+    @property
+    def registry(self) -> Registry: ...
+
+    def ingest_file(self, user_id: str, path: Path, source: str, run_id: str | None = None) -> RunRecord: ...
+
+    def delete(self, user_id: str, source: str) -> int | None: ...
+
+    def close_interrupted_runs(self) -> int: ...

@@ -13,8 +13,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from chat import handler
-from chat.history import SqliteHistory
 from pipeline.adapters.local.database import Database
+from pipeline.adapters.local.history import SqliteHistory
 from pipeline.models import SearchHit
 
 # Powertools warns when an invocation adds no metric (skips, failures, reads); that is expected here

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from chat.server import create_app
 from pipeline.config import Settings
+from pipeline.serve import local_app
 from tests.conftest import FINTECH, SAMPLES
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -41,7 +41,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, embedder):
-    app = create_app(Settings(home=tmp_path_factory.mktemp("browser-home")), embedder=embedder)
+    app = local_app(Settings(home=tmp_path_factory.mktemp("browser-home")), embedder=embedder)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -11,12 +11,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from chat.answer import SYSTEM_PROMPT
-from chat.history import SqliteHistory, within_budget
+from chat.history import within_budget
 from chat.retrieve import Retriever
 from chat.rewrite import REWRITE_SYSTEM_PROMPT, rule_based_rewrite
 from chat.service import ChatService, ChatTurn, InvalidMessage
 from chat.summaries import NO_CONVERSATION
 from pipeline.adapters.llm import LLMNotConfigured, build_llm
+from pipeline.adapters.local.history import SqliteHistory
 from pipeline.adapters.openai_compat import LLMRequestRejected, OpenAICompatibleLLM
 from pipeline.config import LLMSettings, Settings
 from pipeline.errors import InvalidName, TransientError

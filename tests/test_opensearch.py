@@ -249,11 +249,11 @@ def test_a_bulk_request_with_rejected_items_fails_alone_and_its_retry_doubles_no
 def test_serve_uploads_and_answers_from_opensearch(opensearch_node, embedder, home):
     from fastapi.testclient import TestClient
 
-    from chat.server import create_app
+    from pipeline.serve import local_app
     from tests.test_serve import chat, login, wait_for_run
 
     user = new_user()
-    app = create_app(os_settings(home, opensearch_node), embedder=embedder)
+    app = local_app(os_settings(home, opensearch_node), embedder=embedder)
     with TestClient(app) as client:
         login(client, user)
         with (SAMPLES / FINTECH).open("rb") as pdf:

@@ -1,7 +1,8 @@
 """One step layer: the same documents through `LocalRunner` and through the synthesized state machine
 (executed by moto with the real handlers) end the same way — the same chunks on the same pages, the
 same vectors, summaries, warnings and outcomes. Each of these documents once ended differently on AWS:
-an encrypted PDF opened by its user's password, and a document whose LLM summary fails."""
+an encrypted PDF opened by its user's password, a document whose LLM summary fails, and a scanned page
+(the Lambda image had OCR turned off)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from unittest import mock
 import numpy as np
 import pytest
 from conftest import AVIATION, FINTECH, FIXTURES, SAMPLES
+from PIL import Image
 from test_aws_pipeline import aws_environment, upload_and_run
 
 from pipeline.config import Settings
@@ -22,12 +24,21 @@ from pipeline.runner import LocalRunner
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")
 
 LOCKED = "r4-aes-user-password.pdf"
+SCAN = "scan.pdf"  # made by the fixture: a real photo of Korean and English text, as a page with no text layer
+HWPX = "real-8-tables.hwpx"
 DOCUMENTS = [  # (user, file, source name)
     ("kim", FIXTURES / AVIATION, AVIATION),  # Korean, with tables
     ("kim", FIXTURES / "hard" / LOCKED, LOCKED),  # opened with kim's password
     ("lee", FIXTURES / "hard" / LOCKED, LOCKED),  # lee has none: fails with the reason
     ("kim", SAMPLES / FINTECH, FINTECH),  # its LLM summary fails
+    ("kim", Path(SCAN), SCAN),  # read by OCR
+    ("kim", FIXTURES / "hwp" / HWPX, HWPX),  # Hancom's XML format, with tables
 ]
+
+
+def scanned_pdf(path: Path) -> Path:
+    Image.open(FIXTURES / "english-and-korean.png").convert("RGB").save(path, format="PDF", resolution=150)
+    return path
 
 
 class FlakyLLM:
@@ -65,7 +76,8 @@ def runs(tmp_path_factory, embedder):
     folder = tmp_path_factory.mktemp("same-steps")
     passwords = folder / "passwords.json"
     passwords.write_text(json.dumps({"kim": "asdfzxcv"}))
-    extra = {"HANRAG_PDF_PASSWORDS": str(passwords)}
+    extra = {"HANRAG_PDF_PASSWORDS": str(passwords), "HANRAG_OCR": "1"}  # OCR on, as by default
+    scan = scanned_pdf(folder / SCAN)
     from pipeline.lambdas import wiring
 
     with mock.patch.object(wiring.Components, "_build_llm", lambda self: FlakyLLM()), \
@@ -74,6 +86,7 @@ def runs(tmp_path_factory, embedder):
         runner = LocalRunner.from_settings(local_settings, embedder=embedder, llm=FlakyLLM())
         local, cloud = [], []
         for user, path, name in DOCUMENTS:
+            path = scan if name == SCAN else path
             record = runner.ingest_file(user, Path(path), name)
             local.append((outcome(record), *artifacts(runner.blobs, record)))
             execution = upload_and_run(aws, Path(path), user, name)
@@ -95,7 +108,8 @@ def test_the_same_documents_end_the_same_way_locally_and_on_aws(runs):
 
 def test_what_each_document_shows_a_user(runs):
     local, _ = runs
-    (aviation, chunks, _), (opened, _, _), (refused, _, _), (fintech, _, _) = local
+    (aviation, chunks, _), (opened, _, _), (refused, _, _), (fintech, _, _), (scan, scan_chunks, _), \
+        (hwpx, hwpx_chunks, _) = local
     assert aviation["status"] == "succeeded" and aviation["pages"] == 7
     assert aviation["summary"].startswith("요약: ") and aviation["warnings"] == []
     assert any(kind == "table" and text.startswith("|") for kind, text, _, _ in chunks), "its tables are indexed"
@@ -106,3 +120,8 @@ def test_what_each_document_shows_a_user(runs):
     assert fintech["status"] == "succeeded" and "핀테크" in fintech["summary"]
     assert fintech["warnings"] == ["LLM summary failed (internal error (RuntimeError): LLM endpoint is down); "
                                    "an extractive summary was stored instead"]
+    assert scan["status"] == "succeeded" and scan["warnings"] == [
+        "page 1 of 1 has no usable text layer and was read by OCR (recognition errors are possible)"]
+    assert any("안녕하세요" in text for _, text, _, _ in scan_chunks)
+    assert hwpx["status"] == "succeeded" and hwpx["warnings"] == []
+    assert any(kind == "table" for kind, *_ in hwpx_chunks)

@@ -20,8 +20,9 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from chat.answer import NOT_FOUND
-from chat.server import COOKIE, create_app
+from chat.server import COOKIE
 from pipeline.config import Settings
+from pipeline.serve import local_app
 from tests.conftest import BANK, FINTECH, FIXTURES, SAMPLES
 
 WAIT_SECONDS = 600  # an upper bound for a run on a busy 2-core machine, not a speed assertion
@@ -63,7 +64,7 @@ def home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(home, embedder):
-    return create_app(Settings(home=home), embedder=embedder)
+    return local_app(Settings(home=home), embedder=embedder)
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +220,7 @@ def free_port() -> int:
 def test_the_first_token_arrives_before_the_answer_is_written(home, embedder, fintech_run):
     llm = GatedLLM()
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings(home=home), embedder=embedder, llm=llm),
+    server = uvicorn.Server(uvicorn.Config(local_app(Settings(home=home), embedder=embedder, llm=llm),
                                            host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

