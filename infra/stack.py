@@ -40,6 +40,7 @@ from constructs import Construct
 
 from pipeline.definition import (
     BEDROCK_EMBED_DIMENSIONS,
+    CHAT_ACCOUNT_HANDLER,
     CHAT_AUTHORIZER_HANDLER,
     CHAT_HTTP_HANDLER,
     CHAT_WEBSOCKET_HANDLER,
@@ -724,6 +725,7 @@ class HanragStack(cdk.Stack):
             self._grant_embedding(function)
             self._grant_llm(function)
             self._search_reader(function)  # chat only searches: the read-only FGAC role
+        self._chat_account(chat_env)
 
         api_logs = logs.LogGroup(self, "ApiAccessLogs", retention=logs.RetentionDays.ONE_MONTH,
                                  removal_policy=cdk.RemovalPolicy.DESTROY)
@@ -731,23 +733,28 @@ class HanragStack(cdk.Stack):
         cors = apigw.CorsPreflightOptions(allow_origins=["*"], allow_methods=[apigw.CorsHttpMethod.ANY],
                                           allow_headers=["authorization", "content-type"])
         self.http_api = apigw.HttpApi(self, "ChatHttpApi", default_authorizer=jwt, cors_preflight=cors)
-        integration = integrations.HttpLambdaIntegration("Chat", self.chat_http)
+        self._chat_provisioned_concurrency()
+        integration = integrations.HttpLambdaIntegration("Chat", self.chat_http_target)
         for method, path in ((apigw.HttpMethod.GET, "/documents"), (apigw.HttpMethod.GET, "/sessions"),
                              (apigw.HttpMethod.GET, "/sessions/{session_id}"),
                              (apigw.HttpMethod.DELETE, "/sessions/{session_id}"), (apigw.HttpMethod.POST, "/ask")):
             self.http_api.add_routes(path=path, methods=[method], integration=integration)
+        account = integrations.HttpLambdaIntegration("Account", self.chat_account)
+        for method, path in ((apigw.HttpMethod.POST, "/uploads"), (apigw.HttpMethod.DELETE, "/uploads"),
+                             (apigw.HttpMethod.DELETE, "/me")):
+            self.http_api.add_routes(path=path, methods=[method], integration=account)
         self._access_logs(self.http_api.default_stage, api_logs)  # type: ignore[arg-type]
 
         self.ws_api = apigw.WebSocketApi(
             self, "ChatWebSocketApi",
             connect_route_options=apigw.WebSocketRouteOptions(
-                integration=integrations.WebSocketLambdaIntegration("Connect", self.chat_ws),
+                integration=integrations.WebSocketLambdaIntegration("Connect", self.chat_ws_target),
                 authorizer=authorizers.WebSocketLambdaAuthorizer(
                     "Token", self.authorizer_fn, identity_source=["route.request.querystring.token"])),
             disconnect_route_options=apigw.WebSocketRouteOptions(
-                integration=integrations.WebSocketLambdaIntegration("Disconnect", self.chat_ws)),
+                integration=integrations.WebSocketLambdaIntegration("Disconnect", self.chat_ws_target)),
             default_route_options=apigw.WebSocketRouteOptions(
-                integration=integrations.WebSocketLambdaIntegration("Ask", self.chat_ws)))
+                integration=integrations.WebSocketLambdaIntegration("Ask", self.chat_ws_target)))
         self.ws_stage = apigw.WebSocketStage(self, "ChatWebSocketStage", web_socket_api=self.ws_api,
                                              stage_name="prod", auto_deploy=True)
         self.ws_stage.grant_management_api_access(self.chat_ws)
@@ -762,6 +769,54 @@ class HanragStack(cdk.Stack):
         cdk.CfnOutput(self, "UserPoolId", value=self.users.user_pool_id)
         cdk.CfnOutput(self, "UserPoolClientId", value=self.client.user_pool_client_id)
         cdk.CfnOutput(self, "UploadsBucket", value=self.bucket.bucket_name)
+
+    def _chat_account(self, env: dict[str, str]) -> None:
+        """The routes that write a user's data (pre-signed uploads, deletes, offboarding) run in their own
+        function, so the chat functions' roles stay read-only for uploads and the registry."""
+        self.chat_account = self._function("ChatAccountFunction", CHAT_ACCOUNT_HANDLER, 1024, 29, env)
+        # a pre-signed PUT acts with this role: it may put under uploads/, the handler names the key; HeadObject
+        # before a delete; offboarding lists and deletes every version under uploads/<sub>/ and artifacts/<sub>/
+        self._grant_objects(self.chat_account, UPLOAD_PREFIX, "s3:PutObject", "s3:GetObject", "s3:DeleteObject",
+                            "s3:DeleteObjectVersion")
+        self._grant_objects(self.chat_account, ARTIFACT_PREFIX, "s3:DeleteObject", "s3:DeleteObjectVersion")
+        self.chat_account.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket", "s3:ListBucketVersions"], resources=[self.bucket.bucket_arn]))
+        for table in (self.documents, self.runs, self.history, self.idempotency):
+            table.grant_read_write_data(self.chat_account)
+        self._search_writer(self.chat_account)  # offboarding drops the user's indices
+        # browsers PUT to the pre-signed URL from the web page's origin; the signature is the authorization
+        self.bucket.add_cors_rule(allowed_methods=[s3.HttpMethods.PUT], allowed_origins=["*"],
+                                  allowed_headers=["content-type"], max_age=3000)
+        self._ack_function(self.chat_account)
+        bucket = self._logical(self.bucket)
+        _ack_findings(self.chat_account, "IAM5", {
+            f"Resource::<{bucket}.Arn>/uploads/*": "Pre-signed PUTs and deletes of uploads/<sub>/ keys; the "
+                                                   "handler builds each key from the caller's verified sub.",
+            f"Resource::<{bucket}.Arn>/artifacts/*": "Offboarding deletes artifacts/<sub>/ of the caller only.",
+        })
+
+    def _chat_provisioned_concurrency(self) -> None:
+        """`ChatProvisionedConcurrency` > 0 keeps that many environments of each chat function initialized, so
+        no answer waits for a cold start (the image loads Kiwi and the adapters: seconds of API Gateway's 29).
+        Provisioned concurrency needs a published version behind an alias; both exist only when asked for,
+        and the APIs invoke the alias then, the function itself otherwise (no idle cost at 0)."""
+        self.chat_warm = cdk.CfnParameter(
+            self, "ChatProvisionedConcurrency", type="Number", default=0, min_value=0,
+            description="Initialized environments kept for each chat function (HTTP and WebSocket), billed while "
+                        "deployed; 0: none, answers may wait for a cold start")
+        warm = cdk.CfnCondition(self, "ChatProvisioned", expression=cdk.Fn.condition_not(
+            cdk.Fn.condition_equals(self.chat_warm.value_as_string, "0")))
+        for name, function in (("ChatHttp", self.chat_http), ("ChatWebSocket", self.chat_ws)):
+            version = function.current_version  # its logical id follows the code: a new image, a new version
+            version.apply_removal_policy(cdk.RemovalPolicy.DESTROY)
+            alias = lambda_.Alias(self, f"{name}Live", alias_name="live", version=version,
+                                  provisioned_concurrent_executions=self.chat_warm.value_as_number)
+            for resource in (version, alias):
+                resource.node.default_child.cfn_options.condition = warm  # type: ignore[union-attr]
+            arn = cdk.Fn.condition_if(warm.logical_id, alias.function_arn, function.function_arn).to_string()
+            target = lambda_.Function.from_function_attributes(self, f"{name}Target", function_arn=arn,
+                                                               same_environment=True)
+            setattr(self, "chat_http_target" if name == "ChatHttp" else "chat_ws_target", target)
 
     def _access_logs(self, stage: apigw.IStage, group: logs.LogGroup) -> None:
         cfn = stage.node.default_child

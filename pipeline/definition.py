@@ -89,6 +89,7 @@ DELETE_HANDLER = f"{INGEST_MODULE}.delete_handler"
 CHAT_HTTP_HANDLER = "chat.handler.http_handler"
 CHAT_WEBSOCKET_HANDLER = "chat.handler.websocket_handler"
 CHAT_AUTHORIZER_HANDLER = "chat.handler.authorizer_handler"
+CHAT_ACCOUNT_HANDLER = "chat.handler.account_handler"  # uploads, deletes, offboarding
 SEARCH_SETUP_HANDLER = "pipeline.lambdas.search_setup.on_event"
 START_HANDLER = "pipeline.lambdas.start.start_handler"  # upload queue → one execution per upload
 

@@ -41,6 +41,10 @@ class SearchIndex(Protocol):
 
     def delete_document(self, user_id: str, document_id: str) -> int: ...
 
+    def delete_user(self, user_id: str) -> int:
+        """Every chunk of the user (offboarding); returns how many were searchable or stale."""
+        ...
+
     def hybrid_search(
         self, user_id: str, query: str, query_vector: np.ndarray, k: int = 10
     ) -> list[SearchHit]: ...

@@ -418,7 +418,8 @@ def test_chat_functions_search_with_a_read_only_role_and_the_pipeline_writes():
     setup = next(iter(resources("AWS::CloudFormation::CustomResource").values()))["Properties"]
     role_of = {f["Properties"]["ImageConfig"]["Command"][0].rsplit(".", 1)[-1]: f["Properties"]["Role"]
                for f in resources("AWS::Lambda::Function").values() if "ImageConfig" in f["Properties"]}
-    assert setup["RoleArns"] == [role_of["index_handler"], role_of["delete_handler"]]
+    # the account function writes too: offboarding deletes the user's indices
+    assert setup["RoleArns"] == [role_of["index_handler"], role_of["delete_handler"], role_of["account_handler"]]
     assert setup["ReaderRoleArns"] == [role_of["http_handler"], role_of["websocket_handler"]]
     for handler in ("chat.handler.http_handler", "chat.handler.websocket_handler"):
         assert {a for a in actions_of(handler) if a.startswith("es:")} == {"es:ESHttpGet", "es:ESHttpHead",
@@ -472,7 +473,8 @@ def test_opensearch_domain_is_encrypted_with_fine_grained_access_and_https(templ
                                         "Arn"]}}},
     })
     setup = next(iter(resources("AWS::CloudFormation::CustomResource").values()))
-    assert len(setup["Properties"]["RoleArns"]) == 2 and len(setup["Properties"]["ReaderRoleArns"]) == 2
+    # writers: index, delete and the chat account function (offboarding drops indices); readers: the chat
+    assert len(setup["Properties"]["RoleArns"]) == 3 and len(setup["Properties"]["ReaderRoleArns"]) == 2
 
 
 def test_the_domain_acknowledgments_state_what_the_template_holds():
@@ -659,3 +661,68 @@ def test_an_unknown_search_size_is_refused_with_the_choices():
 
     with pytest.raises(ValueError, match="searchSize 'huge' is not one of single, production, production-masters"):
         HanragStack(cdk.App(context={"searchSize": "huge"}), "Huge")
+
+
+def test_chat_provisioned_concurrency_is_a_parameter_with_an_alias_only_when_asked_for():
+    template = synthesized()[0]
+    parameter = template["Parameters"]["ChatProvisionedConcurrency"]
+    assert parameter["Type"] == "Number" and parameter["Default"] == 0 and parameter["MinValue"] == 0
+    assert template["Conditions"]["ChatProvisioned"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ChatProvisionedConcurrency"}, "0"]}]}
+    functions = {f["Properties"]["ImageConfig"]["Command"][0].rsplit(".", 1)[-1]: lid
+                 for lid, f in resources("AWS::Lambda::Function").items() if "ImageConfig" in f["Properties"]}
+    aliases = resources("AWS::Lambda::Alias")
+    versions = resources("AWS::Lambda::Version")
+    for handler in ("http_handler", "websocket_handler"):
+        function = functions[handler]
+        alias_id, alias = next((k, a) for k, a in aliases.items()
+                               if a["Properties"]["FunctionName"] == {"Ref": function})
+        assert alias["Condition"] == "ChatProvisioned"
+        assert alias["Properties"]["ProvisionedConcurrencyConfig"] == {
+            "ProvisionedConcurrentExecutions": {"Ref": "ChatProvisionedConcurrency"}}
+        version_id = alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]
+        assert versions[version_id]["Condition"] == "ChatProvisioned"
+        # the APIs invoke the alias when it exists, the function otherwise, and may invoke whichever it is
+        target = {"Fn::If": ["ChatProvisioned", {"Ref": alias_id}, {"Fn::GetAtt": [function, "Arn"]}]}
+        integrations = resources("AWS::ApiGatewayV2::Integration").values()
+        uris = [json.dumps(i["Properties"]["IntegrationUri"]) for i in integrations
+                if function in json.dumps(i["Properties"]["IntegrationUri"])]
+        assert uris and all(json.dumps(target) in uri for uri in uris)
+        permissions = [p["Properties"]["FunctionName"] for p in resources("AWS::Lambda::Permission").values()
+                       if function in json.dumps(p["Properties"]["FunctionName"])]
+        assert permissions and all(name == target for name in permissions)
+    # nothing else is conditional on it: the authorizer and the pipeline have no alias
+    assert len(aliases) == 2
+
+
+def test_uploads_deletes_and_offboarding_have_their_own_function_and_routes():
+    functions = {f["Properties"]["ImageConfig"]["Command"][0].rsplit(".", 1)[-1]: (lid, f["Properties"])
+                 for lid, f in resources("AWS::Lambda::Function").items() if "ImageConfig" in f["Properties"]}
+    account, props = functions["account_handler"]
+    assert props["Timeout"] <= 29  # API Gateway's limit
+    integrations = {lid: i["Properties"] for lid, i in resources("AWS::ApiGatewayV2::Integration").items()}
+    routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in resources("AWS::ApiGatewayV2::Route").values()}
+    for key in ("POST /uploads", "DELETE /uploads", "DELETE /me"):
+        assert routes[key]["AuthorizationType"] == "JWT", key
+        integration = routes[key]["Target"]["Fn::Join"][1][1]["Ref"]
+        assert integrations[integration]["IntegrationUri"] == {"Fn::GetAtt": [account, "Arn"]}, key
+
+    def actions(function_id: str) -> set[str]:
+        role = resources("AWS::Lambda::Function")[function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+        found: set[str] = set()
+        for policy in resources("AWS::IAM::Policy").values():
+            if {"Ref": role} in policy["Properties"]["Roles"]:
+                for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                    found.update([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+        return found
+
+    mine = actions(account)
+    assert {"s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:ListBucketVersions",
+            "dynamodb:BatchWriteItem", "dynamodb:Query", "dynamodb:Scan"} <= mine
+    chat = actions(functions["http_handler"][0])  # the chat function itself writes no upload, registry or run
+    assert not any(a.startswith(("s3:Put", "s3:Delete")) for a in chat)
+    # a browser PUTs to the pre-signed URL from the page's origin
+    bucket = next(b["Properties"] for b in resources("AWS::S3::Bucket").values()
+                  if b["Properties"].get("VersioningConfiguration"))
+    assert bucket["CorsConfiguration"]["CorsRules"] == [
+        {"AllowedHeaders": ["content-type"], "AllowedMethods": ["PUT"], "AllowedOrigins": ["*"], "MaxAge": 3000}]

@@ -173,6 +173,20 @@ def test_delete_removes_the_document_and_nothing_else(backend, embedder):
     assert index.delete_document(f"{user}-nobody", gone[0].document_id) == 0
 
 
+def test_deleting_a_user_removes_all_their_chunks_and_nothing_of_anyone_else(backend, embedder):
+    index, user = backend
+    other = f"{user}-lee"  # an id that starts with the first one must not be caught by it
+    index.replace_document(*text_document(user, "a.txt", ["김 씨의 청년 주거 지원 신청서"], embedder))
+    index.replace_document(*text_document(user, "b.txt", ["김 씨의 청년 창업 지원 계획", "두 번째 쪽"], embedder))
+    index.replace_document(*text_document(other, "c.txt", ["이 씨의 청년 주거 지원 신청서"], embedder))
+    assert index.delete_user(user) == 3
+    assert search(index, user, "청년 지원", embedder) == []
+    assert [h.source for h in search(index, other, "청년 지원", embedder)] == ["c.txt"]
+    assert index.delete_user(user) == 0  # again: nothing left, no error
+    index.replace_document(*text_document(user, "new.txt", ["다시 가입한 김 씨의 청년 지원 문서"], embedder))
+    assert [h.source for h in search(index, user, "청년 지원", embedder)] == ["new.txt"]
+
+
 # ---------------------------------------------------------------------------------------- users
 
 def test_users_never_see_each_others_chunks(backend, embedder):

@@ -366,6 +366,22 @@ class OpenSearchIndex:
                                body=document_chunks_body(user_id, document_id), params={"conflicts": "proceed"})
         return int(answer.get("deleted", 0))
 
+    def delete_user(self, user_id: str) -> int:
+        """Every index of the user (one per embedding model) with the alias on it, so nothing named after the
+        user is left on the cluster; returns the chunks they held. `hanrag-<user>.*` cannot match another
+        user's index: user ids have no '.'."""
+        pattern = f"{alias_name(user_id)}.*"
+        names = sorted(_call("list user indices", self.client.indices.get, index=pattern,
+                             params={"expand_wildcards": "open,closed", "allow_no_indices": "true"}))
+        if not names:
+            return 0
+        counted = self._request("count chunks", "POST", f"/{','.join(names)}/_count", body={
+            "query": {"bool": {"must_not": [{"term": {"kind": POINTER}}]}}})
+        for name in names:  # by name: a wildcard delete may be refused (action.destructive_requires_name)
+            self.drop_index(name)
+            self._ready.discard(name)
+        return int(counted.get("count", 0))
+
     # ------------------------------------------------------------------ reads
 
     def hybrid_search(self, user_id: str, query: str, query_vector: np.ndarray, k: int = 10) -> list[SearchHit]:

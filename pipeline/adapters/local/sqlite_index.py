@@ -74,6 +74,17 @@ class SqliteIndex:
         with self.db.transaction() as c:
             return self._delete(c, user_id, document_id)
 
+    def delete_user(self, user_id: str) -> int:
+        """Every chunk of the user, whatever its document (offboarding)."""
+        validate_user_id(user_id)
+        with self.db.transaction() as c:
+            rowids = [r[0] for r in c.execute("SELECT rowid FROM chunks WHERE user_id = ?", (user_id,))]
+            for rowid in rowids:
+                c.execute("DELETE FROM chunks_fts WHERE rowid = ?", (rowid,))
+                c.execute("DELETE FROM chunk_vectors WHERE chunk_rowid = ?", (rowid,))
+            c.execute("DELETE FROM chunks WHERE user_id = ?", (user_id,))
+        return len(rowids)
+
     @staticmethod
     def _delete(c, user_id: str, document_id: str) -> int:
         rowids = [r[0] for r in c.execute(
