@@ -28,7 +28,8 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -60,18 +61,58 @@ REWRITE_SECONDS = 6.0
 WEBSOCKET_MARGIN_SECONDS = 3.0
 
 
-def user_from_http(event: dict) -> str:
-    claims = event.get("requestContext", {}).get("authorizer", {}).get("jwt", {}).get("claims", {})
-    if not claims.get("sub"):
-        raise Unauthorized("no verified token")
-    return validate_user_id(claims["sub"])
+@dataclass(frozen=True)
+class HttpRequest:
+    """What the routes read of an API Gateway HTTP API event (payload format 2.0): read once here, so
+    no route indexes the raw event."""
+
+    route: str
+    user_id: str | None  # the JWT authorizer's verified `sub`; None when the event carries no claims
+    path: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    body: str | None = None
+
+    @classmethod
+    def from_event(cls, event: dict) -> HttpRequest:
+        claims = ((event.get("requestContext") or {}).get("authorizer") or {}).get("jwt", {}).get("claims") or {}
+        return cls(route=event.get("routeKey", ""), user_id=claims.get("sub"),
+                   path=event.get("pathParameters") or {}, query=event.get("queryStringParameters") or {},
+                   body=event.get("body"))
+
+    def user(self) -> str:
+        if not self.user_id:
+            raise Unauthorized("no verified token")
+        return validate_user_id(self.user_id)
+
+    def json(self) -> dict:
+        return _json_object(self.body)
 
 
-def user_from_websocket(event: dict) -> str:
-    user_id = event.get("requestContext", {}).get("authorizer", {}).get("user_id")
-    if not user_id:
-        raise Unauthorized("no verified token")
-    return validate_user_id(user_id)
+@dataclass(frozen=True)
+class WebSocketMessage:
+    """What the chat reads of an API Gateway WebSocket event: the route, where to answer, the user the
+    `$connect` authorizer verified, and the message."""
+
+    route: str
+    connection_id: str
+    endpoint: str  # the management API that posts back to this connection
+    user_id: str | None
+    body: str | None
+
+    @classmethod
+    def from_event(cls, event: dict) -> WebSocketMessage:
+        context = event.get("requestContext") or {}
+        return cls(route=context.get("routeKey", ""), connection_id=context.get("connectionId", ""),
+                   endpoint=f"https://{context.get('domainName', '')}/{context.get('stage', '')}",
+                   user_id=(context.get("authorizer") or {}).get("user_id"), body=event.get("body"))
+
+    def user(self) -> str:
+        if not self.user_id:
+            raise Unauthorized("no verified token")
+        return validate_user_id(self.user_id)
+
+    def json(self) -> dict:
+        return _json_object(self.body)
 
 
 def remaining_seconds(context: Any) -> float | None:
@@ -104,9 +145,9 @@ def ask(user_id: str, session_id: str, question: str, deadline: Deadline, whole:
     metrics.add_metric(name="ChatLatency", unit=MetricUnit.Seconds, value=round(time.perf_counter() - started, 3))
 
 
-def _json_body(event: dict) -> dict:
+def _json_object(text: str | None) -> dict:
     try:
-        body = json.loads(event.get("body") or "{}")
+        body = json.loads(text or "{}")
     except ValueError as error:
         raise BadRequest(f"the request body is not JSON: {error}") from None
     if not isinstance(body, dict):
@@ -126,10 +167,9 @@ def _failed(failure: Failure) -> dict:
     return _response(failure.status, failure.body(), retry)
 
 
-def _routes(event: dict, user_id: str, deadline: Deadline) -> dict:
+def _routes(request: HttpRequest, user_id: str, deadline: Deadline) -> dict:
     c = components()
-    route = event.get("routeKey", "")
-    params = event.get("pathParameters") or {}
+    route, params = request.route, request.path
     if route == "GET /documents":
         return _response(200, list(c.registry.documents(user_id)))
     if route == "GET /sessions":
@@ -140,7 +180,7 @@ def _routes(event: dict, user_id: str, deadline: Deadline) -> dict:
         removed = c.history.delete_session(user_id, validate_session_id(params.get("session_id", "")))
         return _response(200, {"deleted": removed})
     if route == "POST /ask":
-        body = _json_body(event)
+        body = request.json()
         session_id = validate_session_id(body.get("session_id") or uuid.uuid4().hex)
         messages = ask(user_id, session_id, str(body.get("question", "")), deadline, whole=True)
         final = [m for m in messages if m["type"] == "final"][0]
@@ -148,22 +188,22 @@ def _routes(event: dict, user_id: str, deadline: Deadline) -> dict:
     return _failed(Failure(404, "no_route", f"no route {route!r}", "없는 주소입니다."))
 
 
-def _account_routes(event: dict, user_id: str, deadline: Deadline) -> dict:
+def _account_routes(request: HttpRequest, user_id: str, deadline: Deadline) -> dict:
     """The routes that write a user's data, served by their own function (its role may write uploads,
     the registry and the index; the chat function's may not)."""
     c = components()
-    route = event.get("routeKey", "")
+    route = request.route
     s3, bucket = account.presigning_client(c.settings.region), c.settings.bucket
     if route == "POST /uploads":
-        body = _json_body(event)
+        body = request.json()
         grant = account.grant_upload(s3, bucket, user_id, str(body.get("name") or ""), body.get("size"),
                                      body.get("content_type"), c.settings.pipeline.max_file_bytes)
         return _response(200, grant.to_dict())
     if route == "DELETE /uploads":
-        name = (event.get("queryStringParameters") or {}).get("name") or ""
+        name = request.query.get("name") or ""
         return _response(202, account.delete_upload(s3, bucket, user_id, name))
     if route == "DELETE /me":
-        if _json_body(event).get("confirm") is not True:
+        if request.json().get("confirm") is not True:
             raise BadRequest('send {"confirm": true}: this deletes every file, index entry, run and chat of yours')
         tables = {"documents": c.table(c.settings.documents_table), "runs": c.table(c.settings.runs_table),
                   "history": c.table(c.settings.history_table),
@@ -174,12 +214,13 @@ def _account_routes(event: dict, user_id: str, deadline: Deadline) -> dict:
     return _failed(Failure(404, "no_route", f"no route {route!r}", "없는 주소입니다."))
 
 
-def _serve(event: dict, context, routes: Callable[[dict, str, Deadline], dict]) -> dict:
+def _serve(event: dict, context, routes: Callable[[HttpRequest, str, Deadline], dict]) -> dict:
     """Every answer is JSON, failures too (status, code, reason, message), within API Gateway's 29 s."""
     remaining = remaining_seconds(context)
     budget = HTTP_BUDGET_SECONDS if remaining is None else min(HTTP_BUDGET_SECONDS, remaining - 1.0)
     try:
-        return routes(event, user_from_http(event), Deadline(budget))
+        request = HttpRequest.from_event(event)
+        return routes(request, request.user(), Deadline(budget))
     except Exception as error:
         return _failed(failure_of(error))
 
@@ -212,11 +253,10 @@ class ClientGone(Exception):
     """The WebSocket closed while its answer was being written: nobody is left to tell."""
 
 
-def websocket_sender(event: dict) -> Callable[[dict], None]:
+def websocket_sender(message: WebSocketMessage) -> Callable[[dict], None]:
     """post_to_connection back to the caller's connection, one JSON message per call."""
-    context = event["requestContext"]
-    client = _connections(f"https://{context['domainName']}/{context['stage']}")
-    connection_id = context["connectionId"]
+    client = _connections(message.endpoint)
+    connection_id = message.connection_id
 
     def send(message: dict) -> None:
         try:
@@ -232,12 +272,12 @@ def websocket_sender(event: dict) -> Callable[[dict], None]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def websocket_handler(event: dict, context) -> dict:
-    route = event.get("requestContext", {}).get("routeKey", "")
-    if route in ("$connect", "$disconnect"):  # the authorizer has already run on $connect
+    message = WebSocketMessage.from_event(event)
+    if message.route in ("$connect", "$disconnect"):  # the authorizer has already run on $connect
         return {"statusCode": 200}
     remaining = remaining_seconds(context)
     deadline = None if remaining is None else Deadline(remaining - WEBSOCKET_MARGIN_SECONDS)
-    return handle_message(event, websocket_sender(event), deadline)
+    return handle_message(event, websocket_sender(message), deadline)
 
 
 def handle_message(event: dict, send: Callable[[dict], None], deadline: Deadline | None = None) -> dict:
@@ -247,11 +287,11 @@ def handle_message(event: dict, send: Callable[[dict], None], deadline: Deadline
     reason and message an HTTP client would get."""
     deadline = deadline or Deadline(HTTP_BUDGET_SECONDS * 4)
     try:
-        user_id = user_from_websocket(event)
-        body = _json_body(event)
+        message = WebSocketMessage.from_event(event)
+        user_id, body = message.user(), message.json()
         session_id = validate_session_id(body.get("session_id") or uuid.uuid4().hex)
-        for message in ask(user_id, session_id, str(body.get("question", "")), deadline):
-            send(message)
+        for frame in ask(user_id, session_id, str(body.get("question", "")), deadline):
+            send(frame)
     except ClientGone:
         logger.info("the connection closed before the answer was sent")
         return {"statusCode": 410}

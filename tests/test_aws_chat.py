@@ -297,7 +297,7 @@ def test_bad_requests_are_400_json_with_a_reason(chat):
     answer = handler.http_handler({**CLAIMS, "routeKey": "POST /ask", "body": "{not json"}, CONTEXT)
     assert answer["statusCode"] == 400 and "not JSON" in json.loads(answer["body"])["reason"]
     status, _, body = post_ask(question="   ")
-    assert status == 400 and body["reason"] == "the message is empty"
+    assert status == 400 and body["reason"] == "메시지가 비어 있습니다 (the message is empty)"
 
 
 def test_a_closed_connection_ends_the_turn_quietly(chat):
