@@ -80,13 +80,14 @@ class QueuedRun:
     def file_started(self, source: str, position: int, total: int) -> None:
         self.stage = "extract"
 
+    def stage_started(self, stage: str) -> None:
+        self.stage = stage
+
     def chunks_planned(self, count: int) -> None:
-        self.stage, self.chunks_total = "embed", count
+        self.chunks_total = count
 
     def chunks_embedded(self, count: int) -> None:
         self.chunks_done += count
-        if self.chunks_done >= self.chunks_total:
-            self.stage = "index"  # then summarize and notify, quick next to embedding
 
     def file_finished(self, record: RunRecord) -> None:
         self.stage = None

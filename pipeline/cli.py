@@ -88,59 +88,74 @@ def _k(text: str) -> int:
                                          f"(a whole number from 1 to {MAX_K})") from None
 
 
+EXAMPLES = """예 (examples):
+  hanrag ingest 보고서.pdf 자료/ --user kim       파일과 폴더를 kim의 색인에 넣기
+  hanrag ask "2019년 벤처투자 규모는?" --user kim   답과 출처(파일, 쪽)
+  hanrag search "결로 대책" --user kim --k 5       관련 청크 다섯 개
+  hanrag status --user kim                        무엇이 돌았고, 얼마나 걸렸고, 왜 실패했나
+  hanrag serve                                    웹 페이지: http://127.0.0.1:8000/
+  hanrag ingest 자료/ --user kim --json | jq .    파일마다 JSON 한 줄
+
+데이터는 HANRAG_HOME(기본 ./.hanrag)에 있습니다. 종료 코드: 0 성공, 1 실패한 파일이 있음, 2 잘못된 사용.
+Data lives under HANRAG_HOME (default ./.hanrag). Exit codes: 0 ok, 1 a file failed, 2 bad usage."""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hanrag", description="Korean-first document RAG, on one machine.")
+    parser = argparse.ArgumentParser(
+        prog="hanrag", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+        description="한국어 문서를 색인하고 출처(파일, 쪽)와 함께 답합니다 — 이 컴퓨터 안에서.\n"
+                    "Korean-first document RAG, on one machine.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    ingest = commands.add_parser("ingest", help="ingest files or folders for a user")
+    ingest = commands.add_parser("ingest", help="파일·폴더를 사용자의 색인에 넣기 (ingest files or folders)")
     ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     ingest.add_argument("--user", required=True)
     ingest.add_argument("--json", action="store_true", help="one JSON object per file")
     ingest.set_defaults(command=cmd_ingest)
 
-    ask = commands.add_parser("ask", help="answer a question from the user's documents")
+    ask = commands.add_parser("ask", help="문서에서 답하기, 출처와 함께 (answer with citations)")
     ask.add_argument("question")
     ask.add_argument("--user", required=True)
     ask.add_argument("--k", type=_k, default=5, help="chunks to answer from (default 5)")
     ask.add_argument("--json", action="store_true")
     ask.set_defaults(command=cmd_ask)
 
-    search = commands.add_parser("search", help="ranked chunks for a query")
+    search = commands.add_parser("search", help="질문에 맞는 청크 순위 (ranked chunks)")
     search.add_argument("query")
     search.add_argument("--user", required=True)
     search.add_argument("--k", type=_k, default=10)
     search.add_argument("--json", action="store_true")
     search.set_defaults(command=cmd_search)
 
-    status = commands.add_parser("status", help="recent runs with stage timings and failures")
+    status = commands.add_parser("status", help="최근 실행: 단계별 시간, 실패와 이유 (recent runs)")
     status.add_argument("--user")
     status.add_argument("--limit", type=int, default=20)
     status.add_argument("--json", action="store_true")
     status.set_defaults(command=cmd_status)
 
-    delete = commands.add_parser("delete", help="remove a document from the user's index")
+    delete = commands.add_parser("delete", help="문서를 색인에서 지우기 (remove a document)")
     delete.add_argument("source")
     delete.add_argument("--user", required=True)
     delete.add_argument("--json", action="store_true")
     delete.set_defaults(command=cmd_delete)
 
-    reembed = commands.add_parser("reembed", help="move a user's OpenSearch index to the configured embedding model")
+    reembed = commands.add_parser("reembed", help="OpenSearch 색인을 설정된 임베딩 모델로 옮기기 (re-embed a user)")
     reembed.add_argument("--user", required=True)
     reembed.add_argument("--json", action="store_true")
     reembed.set_defaults(command=cmd_reembed)
 
-    check = commands.add_parser("check", help="check the index for consistency (after a crash, say)")
+    check = commands.add_parser("check", help="색인 점검, 예: 비정상 종료 뒤 (check the index)")
     check.add_argument("--json", action="store_true")
     check.set_defaults(command=cmd_check)
 
-    watch = commands.add_parser("watch", help="ingest files appearing under DIR/<user>/…")
+    watch = commands.add_parser("watch", help="DIR/<사용자>/… 에 생기는 파일을 계속 색인 (watch a folder)")
     watch.add_argument("dir", type=Path)
     watch.add_argument("--interval", type=float, default=2.0, help="seconds between scans")
     watch.add_argument("--once", action="store_true", help="scan once and exit")
     watch.add_argument("--json", action="store_true")
     watch.set_defaults(command=cmd_watch)
 
-    serve = commands.add_parser("serve", help="web page and JSON API: upload, runs, documents, chat")
+    serve = commands.add_parser("serve", help="웹 페이지와 JSON API: 올리기, 실행, 문서, 대화 (web page)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--user", default=None, help="with no accounts: whom the one-time login link logs in "
@@ -149,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
                        "whose X-Forwarded-Proto and X-Forwarded-For are believed, e.g. 127.0.0.1")
     serve.set_defaults(command=cmd_serve)
 
-    user = commands.add_parser("user", help="accounts for hanrag serve: add, list, remove, passwd",
+    user = commands.add_parser("user", help="hanrag serve 계정: add, list, remove, passwd (accounts)",
                                description="예: hanrag user add kim  ·  echo \"$PW\" | hanrag user add kim "
                                            "--password-stdin  ·  hanrag user list")
     accounts = user.add_subparsers(required=True, metavar="ACTION")
@@ -203,29 +218,43 @@ def _runner(settings: Settings):
 
 
 class BarProgress:
-    """A tqdm bar over the chunks being embedded, the slow part, with the current file named."""
+    """What `hanrag ingest` shows while it works: a bar over the files, naming the current one and its
+    stage (with the chunks embedded so far, the slow part), and each file's line as soon as it is done."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, report) -> None:
         from tqdm import tqdm
 
-        self._bar = tqdm(total=0, unit="chunk", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+        self._bar = tqdm(total=0, unit="file", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+        self._report = report  # RunRecord → the line printed on stdout
+        self._chunks = self._embedded = 0
 
     def file_started(self, source: str, position: int, total: int) -> None:
-        self._bar.set_description(f"[{position}/{total}] {_shorten(source, 32)}")
+        self._bar.total = total
+        self._file = f"[{position}/{total}] {_shorten(source, 32)}"
+        self._chunks = self._embedded = 0
+        self._bar.set_description(self._file)
+
+    def stage_started(self, stage: str) -> None:
+        self._bar.set_description(f"{self._file} · {STAGE_NAMES.get(stage, stage)}")
 
     def chunks_planned(self, count: int) -> None:
-        self._bar.total += count
-        self._bar.refresh()
+        self._chunks = count
 
     def chunks_embedded(self, count: int) -> None:
-        self._bar.update(count)
+        self._embedded += count
+        self._bar.set_description(f"{self._file} · {STAGE_NAMES['embed']} {self._embedded}/{self._chunks}")
 
     def file_finished(self, record: RunRecord) -> None:
-        if record.status == "failed":
-            self._bar.write(f"  ✗ {record.source}: {record.reason}", file=sys.stderr)
+        self._bar.write(self._report(record), file=sys.stdout)  # above the bar, which stays at the bottom
+        sys.stdout.flush()
+        self._bar.update(1)
 
     def close(self) -> None:
         self._bar.close()
+
+
+STAGE_NAMES = {"extract": "추출", "chunk": "청크 나누기", "embed": "임베딩", "index": "색인",
+               "summarize": "요약", "notify": "알림"}
 
 
 def _shorten(text: str, width: int) -> str:
@@ -253,16 +282,12 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     validate_user_id(args.user)
     files = collect_files(args.paths)
     runner = _runner(settings)
-    progress = BarProgress(enabled=_show_progress())
+    report = (lambda r: json.dumps(_record_json(r), ensure_ascii=False)) if args.json else _record_line
+    progress = BarProgress(_show_progress(), report)
     try:
         records = runner.ingest(args.user, files, progress)
     finally:
         progress.close()
-    for record in records:
-        if args.json:
-            print(json.dumps(_record_json(record), ensure_ascii=False))
-        else:
-            print(_record_line(record))
     if not args.json:
         counts = {s: sum(r.status == s for r in records) for s in ("succeeded", "skipped", "failed")}
         print(f"{len(records)} files: {counts['succeeded']} ingested, {counts['skipped']} unchanged, "

@@ -38,6 +38,8 @@ T = TypeVar("T")
 class Progress(Protocol):
     def file_started(self, source: str, position: int, total: int) -> None: ...
 
+    def stage_started(self, stage: str) -> None: ...
+
     def chunks_planned(self, count: int) -> None: ...
 
     def chunks_embedded(self, count: int) -> None: ...
@@ -47,6 +49,8 @@ class Progress(Protocol):
 
 class SilentProgress:
     def file_started(self, source: str, position: int, total: int) -> None: ...
+
+    def stage_started(self, stage: str) -> None: ...
 
     def chunks_planned(self, count: int) -> None: ...
 
@@ -155,6 +159,7 @@ class LocalRunner:
             try:
                 self._check_time(deadline, stage.name)
                 state = replace(state, stages=tuple(timings))  # the notify step announces the timings so far
+                progress.stage_started(stage.name)
                 state = self._run_stage(stage, ports, state, timings, progress, deadline)
             except Exception as error:  # any stage failure ends this file's run, never the process
                 log.debug("stage %s failed for %s", stage.name, source, exc_info=True)

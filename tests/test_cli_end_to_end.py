@@ -212,3 +212,25 @@ def test_a_closed_pipe_ends_quietly(two_users):
     process.stdout.close()  # far more than a pipe buffer is still to come
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0 and "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_each_file_is_reported_as_soon_as_it_is_done(tmp_path, monkeypatch):
+    """A long folder ingest shows each file's line when that file ends, not all of them at the end."""
+    import sys
+
+    from pipeline.runner import LocalRunner
+
+    printed_before: dict[str, str] = {}  # source → what stdout held when its ingest began
+    original = LocalRunner.ingest_file
+
+    def noting(self, user_id, path, source, *args, **kwargs):
+        printed_before[source] = sys.stdout.getvalue()
+        return original(self, user_id, path, source, *args, **kwargs)
+
+    monkeypatch.setattr(LocalRunner, "ingest_file", noting)
+    code, out = hanrag(tmp_path / "home", "ingest", str(FIXTURES / "empty.txt"), str(FIXTURES / "fake-html.html"),
+                       "--user", "a")
+    assert code == 1
+    assert printed_before["empty.txt"] == ""
+    assert printed_before["fake-html.html"].startswith("✗ empty.txt  empty file")
+    assert "✓ fake-html.html" in out and out.rstrip().endswith(f"· index {tmp_path / 'home' / 'hanrag.db'}")

@@ -5,7 +5,7 @@
 const $ = (id) => document.getElementById(id);
 const STATUS = { queued: "대기 중", running: "처리 중", succeeded: "완료", skipped: "변경 없음", failed: "실패" };
 const STAGES = { extract: "추출", chunk: "분할", embed: "임베딩", index: "색인", summarize: "요약", notify: "알림" };
-const LIVE_STAGES = { extract: "추출·분할 중", embed: "임베딩 중", index: "색인·요약 중" };
+const LIVE_STAGES = { extract: "추출 중", chunk: "청크 나누는 중", embed: "임베딩 중", index: "색인 중", summarize: "요약 중", notify: "알림 중" };
 // The pipeline's reasons are written in English for logs; the page leads with Korean and keeps the original.
 const REASONS = [
   [/^encrypted PDF: a password is required/, "암호가 걸린 PDF입니다: 비밀번호가 필요합니다 (HANRAG_PDF_PASSWORD로 설정)"],
