@@ -334,3 +334,35 @@ def test_an_event_that_is_not_an_s3_notification_is_refused_with_what_is_wrong()
     del broken["detail"]["object"]["key"]
     with pytest.raises(PipelineError, match=r"not an S3 event from EventBridge \(detail\.object\.key: Field required"):
         upload_from_event(broken)
+
+
+def test_a_duplicate_event_while_the_first_execution_runs_ends_as_already_running_not_failed(aws):
+    """EventBridge can deliver an event twice within seconds: the second execution finds the first
+    one's stage in progress (Powertools' IdempotencyAlreadyInProgressError) and ends as
+    AlreadyRunning: no failure recorded, no "FAILED" message, the first execution finishes the work."""
+    from pipeline import steps
+
+    duplicate: dict = {}
+    chunk = steps.STEPS["chunk"]
+
+    def chunk_while_the_duplicate_runs(ports, state):
+        if not duplicate:  # inside the first execution's chunk stage: its idempotency record is in progress
+            duplicate.update(run(aws, aws.last_event))
+        return chunk(ports, state)
+
+    key = f"uploads/jung/{FINTECH}"
+    version = aws.s3.put_object(Bucket=BUCKET, Key=key, Body=(SAMPLES / FINTECH).read_bytes())["VersionId"]
+    aws.last_event = object_created(key, version)
+    before = len(aws.calls)
+    with mock.patch.dict(steps.STEPS, {"chunk": chunk_while_the_duplicate_runs}):
+        first = run(aws, aws.last_event)
+
+    assert duplicate["status"] == "SUCCEEDED", duplicate.get("cause")
+    assert json.loads(duplicate["output"])["error"]["Error"] == "IdempotencyAlreadyInProgressError"
+    history = aws.sfn.get_execution_history(executionArn=duplicate["executionArn"])["events"]
+    assert [e["stateEnteredEventDetails"]["name"] for e in history if e["type"] == "SucceedStateEntered"] == [
+        "AlreadyRunning"]
+    assert first["status"] == "SUCCEEDED", first.get("cause")
+    assert not any(c.startswith("RecordFailureFunction") for c in aws.calls[before:])
+    assert [m["Subject"] for m in messages(aws)] == [f"hanrag ingested: {FINTECH}"]
+    assert aws.components.registry.document("jung", FINTECH)["last_status"] == "succeeded"
