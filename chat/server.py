@@ -205,6 +205,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, llm: LLM
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / Path(source).name
             _save(upload, path, settings.max_file_bytes)
+            runner.queue(user, source, run_id)
             runs.append(worker.submit(user, source, path, run_id).to_dict())
         return {"runs": runs}
 

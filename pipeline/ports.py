@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from pipeline.models import Chunk, DocumentRef, RunRecord, SearchHit
+from pipeline.models import Chunk, DocumentRef, DocumentStatus, RunRecord, SearchHit
 
 
 class Embedder(Protocol):
@@ -33,12 +33,18 @@ class SearchIndex(Protocol):
     """A per-user hybrid (keyword + vector) index of chunks."""
 
     def replace_document(
-        self, ref: DocumentRef, chunks: Sequence[Chunk], vectors: np.ndarray
-    ) -> None:
-        """Make `chunks` the only searchable version of the document, atomically."""
+        self, ref: DocumentRef, chunks: Sequence[Chunk], vectors: np.ndarray, sequencer: str = ""
+    ) -> bool:
+        """Make `chunks` the only searchable version of the document, atomically. With a `sequencer`
+        (the order of the file's events), refuse — write nothing and return False — when a later
+        version or a later delete of the document was already applied: writes that arrive out of
+        order never put an older version back."""
         ...
 
-    def delete_document(self, user_id: str, document_id: str) -> int: ...
+    def delete_document(self, user_id: str, document_id: str, sequencer: str = "") -> int:
+        """Remove the document's chunks (how many went). With a `sequencer`, a version written later
+        stays, and the delete is remembered so that an older version arriving afterwards is refused."""
+        ...
 
     def hybrid_search(
         self, user_id: str, query: str, query_vector: np.ndarray, k: int = 10
@@ -78,23 +84,44 @@ class BlobStore(Protocol):
 class Registry(Protocol):
     """What documents each user has, at which version, and the record of every run."""
 
+    # Every write about a document takes the `sequencer` of the event behind it (empty: unordered) and
+    # is refused — returns False, writes nothing — when an event later than that one (an upload or a
+    # delete of the same file) is already recorded: the registry's current version only moves forward.
+
     def current_version(self, user_id: str, source: str) -> str | None: ...
 
     def save_document(
-        self, ref: DocumentRef, *, pages: int, chunks: int, summary: str, title: str
-    ) -> None: ...
+        self, ref: DocumentRef, *, pages: int, chunks: int, summary: str, title: str, sequencer: str = ""
+    ) -> bool:
+        """Make `ref` the current version (and record its sequencer as the file's latest event)."""
+        ...
 
-    def mark_deleted(self, user_id: str, source: str) -> str | None: ...
+    def mark_deleted(self, user_id: str, source: str, sequencer: str = "") -> str | None:
+        """Mark the document deleted; its document id if it was current, else None. With a sequencer
+        the delete is recorded even for a document not yet current (its first ingest may be running)."""
+        ...
+
+    def record_status(self, ref: DocumentRef, status: DocumentStatus, run_id: str, sequencer: str = "") -> bool:
+        """The document's run is `queued` or `processing`: shown by `documents` before it is current."""
+        ...
+
+    def superseded(self, user_id: str, source: str, sequencer: str) -> bool:
+        """Whether an event later than `sequencer` is recorded for the file."""
+        ...
 
     def save_run(self, record: RunRecord) -> None: ...
 
-    def record_run_outcome(self, record: RunRecord) -> None:
-        """Note a finished run's status and reason with its document."""
+    def record_run_outcome(self, record: RunRecord, sequencer: str = "") -> bool:
+        """Note a finished run's status (`succeeded` / `failed`) and reason with its document."""
         ...
 
     def recent_runs(self, limit: int = 20, user_id: str | None = None) -> list[RunRecord]: ...
 
-    def documents(self, user_id: str) -> Iterable[dict]: ...
+    def documents(self, user_id: str) -> Iterable[dict]:
+        """The user's current documents, and files with no current version whose run is queued,
+        processing or failed; each with `last_status` (queued / processing / succeeded / failed) and
+        `last_reason`, so work in flight and failed uploads are seen before they are searchable."""
+        ...
 
     def running_runs(self) -> list[RunRecord]:
         """Runs recorded as running, so a runner can close the ones whose process is gone."""

@@ -173,6 +173,32 @@ def test_delete_removes_the_document_and_nothing_else(backend, embedder):
     assert index.delete_document(f"{user}-nobody", gone[0].document_id) == 0
 
 
+def test_versions_written_out_of_order_never_put_the_older_one_back(backend, embedder):
+    """Two uploads of a file whose executions end in the other order: the later upload (S3's
+    sequencer) stays the searchable version, and the older write leaves nothing behind."""
+    index, user = backend
+    v1 = text_document(user, "plan.txt", ["1차 계획: 예산은 100억 원이다", "1차 계획의 일정"], embedder, "1" * 64)
+    v2 = text_document(user, "plan.txt", ["2차 계획: 예산은 300억 원이다"], embedder, "2" * 64)
+    assert index.replace_document(*v2, sequencer="0B") is True
+    assert index.replace_document(*v1, sequencer="0A") is False
+    assert [h.text for h in search(index, user, "계획 예산", embedder)] == ["2차 계획: 예산은 300억 원이다"]
+    assert index.count(user) == 1
+    assert index.replace_document(*v2, sequencer="0B") is True  # the same write retried
+
+
+def test_a_delete_later_than_an_upload_wins_and_an_earlier_one_changes_nothing(backend, embedder):
+    index, user = backend
+    v1 = text_document(user, "memo.txt", ["회의록 초안: 다음 회의는 화요일"], embedder, "1" * 64)
+    v2 = text_document(user, "memo.txt", ["회의록 확정본: 다음 회의는 목요일"], embedder, "2" * 64)
+    index.replace_document(*v1, sequencer="01")
+    assert index.delete_document(user, v1[0].document_id, sequencer="02") == 1
+    assert index.replace_document(*v1, sequencer="01") is False  # the ingest that was running when it went
+    assert search(index, user, "회의록 회의", embedder) == []
+    assert index.replace_document(*v2, sequencer="03") is True  # uploaded again after the delete
+    assert index.delete_document(user, v2[0].document_id, sequencer="02") == 0  # the delete, delivered late
+    assert [h.text for h in search(index, user, "회의록 회의", embedder)] == ["회의록 확정본: 다음 회의는 목요일"]
+
+
 # ---------------------------------------------------------------------------------------- users
 
 def test_users_never_see_each_others_chunks(backend, embedder):
