@@ -485,7 +485,7 @@ def test_get_documents_shows_work_in_flight_then_its_outcome(aws):
     with mock.patch.dict(steps.STEPS, {"chunk": chunk_and_look}):
         execution = upload_and_run(aws, SAMPLES / FINTECH, "baek", FINTECH)
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
-    assert [(d["source"], d["last_status"], d["version"]) for d in during[0]] == [(FINTECH, "processing", None)]
+    assert [(d["source"], d["last_status"], d["version"]) for d in during[0]] == [(FINTECH, "processing", "")]
     [after] = listed("baek")
     assert after["last_status"] == "succeeded" and after["version"] and after["chunks"] > 0
 

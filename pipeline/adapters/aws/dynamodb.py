@@ -46,6 +46,9 @@ def run_key(record: RunRecord) -> str:
 IN_ORDER = "attribute_not_exists(sequencer) OR sequencer <= :sequencer"
 # a file with no current version is still listed while its first run waits or runs, or when it failed
 WITHOUT_VERSION = ("queued", "processing", "failed")
+LISTED_DEFAULTS = {"version": "", "title": "", "pages": 0, "chunks": 0, "summary": "", "stage_seconds": {},
+                   "last_status": "", "last_reason": ""}
+LISTED = ("source", "document_id", "updated_at", *LISTED_DEFAULTS)
 
 
 def _now() -> Decimal:
@@ -188,10 +191,8 @@ class DynamoRegistry:
             items = self.documents_table.query(KeyConditionExpression=Key("user_id").eq(user_id))["Items"]
         for item in items:
             if item.get("status") == "active" or item.get("last_status") in WITHOUT_VERSION:
-                yield {k: _plain(item.get(k)) for k in (
-                    "source", "document_id", "version", "title", "pages", "chunks", "summary", "updated_at",
-                    "stage_seconds", "last_status", "last_reason",
-                )}
+                # a file with no version yet reads as the SQLite registry has it: empty, zero
+                yield {**LISTED_DEFAULTS, **{k: _plain(item[k]) for k in LISTED if k in item}}
 
     def document(self, user_id: str, source: str) -> dict | None:
         """The whole item, deleted or failed ones included (what the failure path wrote)."""
