@@ -266,6 +266,7 @@ def _store_summary(ports: Ports, state: IngestState, summary: str) -> IngestStat
 
 
 def _save_outcome(ports: Ports, record: RunRecord, sequencer: str = "") -> None:
-    """The run log keeps every run; the document shows this one's outcome unless a later event owns it."""
-    ports.registry.save_run(record)
+    """The run log keeps every run; the document shows this one's outcome unless a later event owns it
+    (the document first: a reader that sees the run finished finds its document's status too)."""
     ports.registry.record_run_outcome(record, sequencer)
+    ports.registry.save_run(record)

@@ -186,6 +186,33 @@ def test_versions_written_out_of_order_never_put_the_older_one_back(backend, emb
     assert index.replace_document(*v2, sequencer="0B") is True  # the same write retried
 
 
+def test_two_writers_racing_leave_the_later_version_whoever_finishes_last(backend, embedder):
+    """The two executions' index writes at the same moment, three times over: whichever commits last,
+    the later upload is the one searchable (OpenSearch: the pointer's compare-and-set decides)."""
+    index, user = backend
+    for turn in range(3):
+        source = f"race-{turn}.txt"
+        v1 = text_document(user, source, [f"{turn}회차 초안: 예산은 100억 원이다", f"{turn}회차 초안 부록"], embedder,
+                           "1" * 64)
+        v2 = text_document(user, source, [f"{turn}회차 확정: 예산은 300억 원이다"], embedder, "2" * 64)
+        start, applied = threading.Barrier(2), {}
+
+        def write(name, version, sequencer, start=start, applied=applied):
+            start.wait()
+            applied[name] = index.replace_document(*version, sequencer=sequencer)
+
+        writers = [threading.Thread(target=write, args=("v1", v1, "0A")),
+                   threading.Thread(target=write, args=("v2", v2, "0B"))]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        assert applied["v2"] is True
+        hits = [h.text for h in search(index, user, f"{turn}회차 예산", embedder) if h.source == source]
+        assert hits == [f"{turn}회차 확정: 예산은 300억 원이다"]
+    assert index.count(user) == 3
+
+
 def test_a_delete_later_than_an_upload_wins_and_an_earlier_one_changes_nothing(backend, embedder):
     index, user = backend
     v1 = text_document(user, "memo.txt", ["회의록 초안: 다음 회의는 화요일"], embedder, "1" * 64)
