@@ -4,7 +4,9 @@ Each handler is the edge of one step of `pipeline.steps` (the same steps `LocalR
 its event into an `IngestState` (S3 references, ids, counts, timings — never document text or
 vectors), runs the step, and returns the state as the dict the state machine passes on. The state
 machine (infra/stack.py, built from `pipeline.definition`) retries `TransientError` with the
-definition's backoff and routes anything else to `record_failure`.
+definition's backoff, ends quietly on the definition's `QUIET_ENDINGS` (a duplicate event while its
+first execution runs; a run overtaken by a later upload or delete of the file, which S3's `sequencer`
+orders) and routes anything else to `record_failure`.
 
 Here, and only here: Powertools logging, metrics and idempotency. Every stage is idempotent on
 (bucket, key, object version) through DynamoDB: a retried or re-driven execution returns the stored
