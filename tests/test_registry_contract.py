@@ -77,3 +77,6 @@ def test_documents_show_each_run_from_queued_to_its_outcome(registry):
     assert list(registry.documents("lee")) == []
     registry.mark_deleted("kim", V1.source)
     assert [d["source"] for d in registry.documents("kim")] == [other.source]
+    registry.record_status(V2, "processing", "run-2")  # uploaded again after its delete: no version yet
+    again = next(d for d in registry.documents("kim") if d["source"] == V2.source)
+    assert (again["last_status"], again["version"], again["chunks"], again["summary"]) == ("processing", "", 0, "")

@@ -49,6 +49,7 @@ WITHOUT_VERSION = ("queued", "processing", "failed")
 LISTED_DEFAULTS = {"version": "", "title": "", "pages": 0, "chunks": 0, "summary": "", "stage_seconds": {},
                    "last_status": "", "last_reason": ""}
 LISTED = ("source", "document_id", "updated_at", *LISTED_DEFAULTS)
+RUN_FIELDS = ("source", "document_id", "updated_at", "stage_seconds", "last_status", "last_reason")
 
 
 def _now() -> Decimal:
@@ -190,9 +191,15 @@ class DynamoRegistry:
         with aws_call("DynamoDB query documents"):
             items = self.documents_table.query(KeyConditionExpression=Key("user_id").eq(user_id))["Items"]
         for item in items:
-            if item.get("status") == "active" or item.get("last_status") in WITHOUT_VERSION:
-                # a file with no version yet reads as the SQLite registry has it: empty, zero
-                yield {**LISTED_DEFAULTS, **{k: _plain(item[k]) for k in LISTED if k in item}}
+            if item.get("status") == "active":
+                shown = LISTED
+            elif item.get("last_status") in WITHOUT_VERSION:
+                # no current version (never ingested, or deleted and uploaded again): its run only, as
+                # the SQLite registry lists it
+                shown = RUN_FIELDS
+            else:
+                continue
+            yield {**LISTED_DEFAULTS, **{k: _plain(item[k]) for k in shown if k in item}}
 
     def document(self, user_id: str, source: str) -> dict | None:
         """The whole item, deleted or failed ones included (what the failure path wrote)."""
