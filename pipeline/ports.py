@@ -41,6 +41,11 @@ class SearchIndex(Protocol):
         order never put an older version back."""
         ...
 
+    def confirm_version(self, ref: DocumentRef, sequencer: str) -> bool:
+        """A later upload of the same content: record `sequencer` as the document's latest event if
+        `ref`'s version is the searchable one and nothing later was applied (True), else False."""
+        ...
+
     def delete_document(self, user_id: str, document_id: str, sequencer: str = "") -> int:
         """Remove the document's chunks (how many went). With a `sequencer`, a version written later
         stays, and the delete is remembered so that an older version arriving afterwards is refused."""
@@ -99,6 +104,10 @@ class Registry(Protocol):
     def mark_deleted(self, user_id: str, source: str, sequencer: str = "") -> str | None:
         """Mark the document deleted; its document id if it was current, else None. With a sequencer
         the delete is recorded even for a document not yet current (its first ingest may be running)."""
+        ...
+
+    def confirm_current(self, ref: DocumentRef, sequencer: str) -> bool:
+        """A later upload of the same content: record its sequencer if `ref` is still the current version."""
         ...
 
     def record_status(self, ref: DocumentRef, status: DocumentStatus, run_id: str, sequencer: str = "") -> bool:

@@ -94,7 +94,7 @@ def extract(ports: Ports, state: IngestState) -> IngestState:
     data = ports.uploads.get(state.upload.key)
     ref = replace(state.ref, version=hashlib.sha256(data).hexdigest())
     state = replace(state, ref=ref)
-    if ports.registry.current_version(ref.user_id, ref.source) == ref.version:
+    if ports.registry.current_version(ref.user_id, ref.source) == ref.version and _confirmed(ports, state):
         return replace(state, skipped=True)
     if not ports.registry.record_status(ref, "processing", state.run_id, state.upload.sequencer):
         raise _overtaken(state.ref)
@@ -102,6 +102,15 @@ def extract(ports: Ports, state: IngestState) -> IngestState:
     document = extract_document(data, ref.source, options)
     _write_json(ports, state, "extracted.json", document.to_dict())
     return replace(state, pages=document.pages, title=document.title).warned(*document.warnings)
+
+
+def _confirmed(ports: Ports, state: IngestState) -> bool:
+    """An unchanged upload is skipped only once its event is recorded as the file's latest, in the
+    index first and then the registry: else an upload still running from before it (other content)
+    could become current afterwards. If either has moved on, the file is ingested again instead."""
+    sequencer = state.upload.sequencer
+    return not sequencer or (ports.index.confirm_version(state.ref, sequencer)
+                             and ports.registry.confirm_current(state.ref, sequencer))
 
 
 def chunk(ports: Ports, state: IngestState) -> IngestState:

@@ -186,6 +186,19 @@ def test_versions_written_out_of_order_never_put_the_older_one_back(backend, emb
     assert index.replace_document(*v2, sequencer="0B") is True  # the same write retried
 
 
+def test_the_same_content_uploaded_again_keeps_its_place_against_an_earlier_upload(backend, embedder):
+    """A, then B, then A again: the third upload finds A searchable and is skipped, but confirms A with
+    its sequencer, so B's write, arriving afterwards, is refused."""
+    index, user = backend
+    a = text_document(user, "memo.txt", ["회의록 초안: 다음 회의는 화요일"], embedder, "1" * 64)
+    b = text_document(user, "memo.txt", ["회의록 수정본: 다음 회의는 수요일"], embedder, "2" * 64)
+    index.replace_document(*a, sequencer="01")
+    assert index.confirm_version(a[0], "03") is True
+    assert index.replace_document(*b, sequencer="02") is False
+    assert [h.text for h in search(index, user, "회의록 회의", embedder)] == ["회의록 초안: 다음 회의는 화요일"]
+    assert index.confirm_version(b[0], "04") is False  # not the searchable version: it must be ingested
+
+
 def test_two_writers_racing_leave_the_later_version_whoever_finishes_last(backend, embedder):
     """The two executions' index writes at the same moment, three times over: whichever commits last,
     the later upload is the one searchable (OpenSearch: the pointer's compare-and-set decides)."""

@@ -59,6 +59,14 @@ def test_a_delete_during_the_first_ingest_wins_and_a_late_delete_changes_nothing
     assert registry.current_version("kim", V2.source) == V2.version
 
 
+def test_an_unchanged_upload_is_confirmed_only_while_its_version_is_current(registry):
+    assert save(registry, V1, EARLY) is True
+    assert registry.confirm_current(V1, LATEST) is True  # the same content uploaded again
+    assert save(registry, V2, LATER) is False  # an upload from before it cannot take its place
+    assert registry.confirm_current(V2, "0D".ljust(32, "0")) is False
+    assert registry.current_version("kim", V1.source) == V1.version
+
+
 def test_documents_show_each_run_from_queued_to_its_outcome(registry):
     other = DocumentRef("kim", "잠긴 문서.pdf", "3" * 64)
     registry.record_status(V1, "queued", "run-1")

@@ -370,6 +370,25 @@ class OpenSearchIndex:
                       params={"conflicts": "proceed"})
         return True
 
+    def confirm_version(self, ref: DocumentRef, sequencer: str) -> bool:
+        """The pointer keeps its version and takes the later sequencer (compare-and-set)."""
+        index = self.alias_target(ref.user_id)
+        if index is None:
+            return False
+        self._map_sequencer(index)
+        while True:
+            current, condition = self._pointer(index, ref.document_id)
+            if current is None or current["version"] != ref.version or overtaken(current, sequencer):
+                return False
+            try:
+                self._request("confirm version", "PUT", f"/{index}/_doc/{pointer_id(ref.document_id)}",
+                              body={**current, "sequencer": sequencer}, params=condition)
+            except PipelineError as error:
+                if _conflict(error):
+                    continue
+                raise
+            return True
+
     def _switch(self, index: str, ref: DocumentRef, now_ms: int, sequencer: str) -> list[str] | None:
         """Point the document at `ref`'s version: the versions that retires, or None when a later
         write or delete won the pointer first (this version's chunks are then removed again)."""

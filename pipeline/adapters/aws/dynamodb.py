@@ -125,6 +125,15 @@ class DynamoRegistry:
         before = (answer or {}).get("Attributes", {})
         return before["document_id"] if before.get("status") == "active" else None
 
+    def confirm_current(self, ref: DocumentRef, sequencer: str) -> bool:
+        request = _ordered({
+            "Key": {"user_id": ref.user_id, "source": ref.source},
+            "UpdateExpression": "SET sequencer = :sequencer",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":v": ref.version, ":active": "active"},
+        }, sequencer, also="version = :v AND #status = :active")
+        return self._update("DynamoDB confirm current version", request) is not None
+
     def record_status(self, ref: DocumentRef, status: str, run_id: str, sequencer: str = "") -> bool:
         request = _ordered({
             "Key": {"user_id": ref.user_id, "source": ref.source},

@@ -93,6 +93,19 @@ class SqliteRegistry:
             )
             return rows[0][0]
 
+    def confirm_current(self, ref: DocumentRef, sequencer: str) -> bool:
+        with self.db.transaction() as c:
+            if self._current(c, ref) != ref.version or not _in_order(c, ref.user_id, ref.source, sequencer):
+                return False
+            _set_state(c, ref, sequencer=sequencer)
+            return True
+
+    @staticmethod
+    def _current(c, ref: DocumentRef) -> str | None:
+        rows = list(c.execute("SELECT version FROM documents WHERE user_id = ? AND source = ? AND status = 'active'",
+                              (ref.user_id, ref.source)))
+        return rows[0][0] if rows else None
+
     def record_status(self, ref: DocumentRef, status: str, run_id: str, sequencer: str = "") -> bool:
         with self.db.transaction() as c:
             if not _in_order(c, ref.user_id, ref.source, sequencer):

@@ -73,6 +73,12 @@ class SqliteIndex:
                 )
         return True
 
+    def confirm_version(self, ref: DocumentRef, sequencer: str) -> bool:
+        with self.db.transaction() as c:
+            live = list(c.execute("SELECT 1 FROM chunks WHERE user_id = ? AND document_id = ? AND version = ? LIMIT 1",
+                                  (ref.user_id, ref.document_id, ref.version)))
+            return bool(live) and self._take_turn(c, ref.user_id, ref.document_id, sequencer)
+
     def delete_document(self, user_id: str, document_id: str, sequencer: str = "") -> int:
         validate_user_id(user_id)
         with self.db.transaction() as c:
