@@ -107,7 +107,8 @@ class Registry(Protocol):
         ...
 
     def confirm_current(self, ref: DocumentRef, sequencer: str) -> bool:
-        """A later upload of the same content: record its sequencer if `ref` is still the current version."""
+        """A later upload of the same content: record its sequencer if `ref` is still the current version
+        (the document's status is then `succeeded`: its latest upload is what is searchable)."""
         ...
 
     def record_status(self, ref: DocumentRef, status: DocumentStatus, run_id: str, sequencer: str = "") -> bool:

@@ -495,3 +495,31 @@ def test_get_documents_shows_work_in_flight_then_its_outcome(aws):
     assert shown["잠긴 문서.pdf"]["last_status"] == "failed" and "password" in shown["잠긴 문서.pdf"]["last_reason"]
     assert shown[FINTECH]["last_status"] == "succeeded"
     messages(aws)
+
+
+def test_the_first_content_uploaded_again_stays_current_when_the_upload_between_ends_last(aws):
+    """A is current; B, then A again, are uploaded. The second A is skipped as unchanged while B's
+    execution is still running; B reaches the index only afterwards. A stays current and searchable."""
+    from pipeline import steps
+
+    name = "계획.pdf"
+    assert ended_in(aws, run(aws, put(aws, "ryu", name, SAMPLES / FINTECH))) == "Ingested"
+    between, again = put(aws, "ryu", name, SAMPLES / BANK), put(aws, "ryu", name, SAMPLES / FINTECH)
+    revert: dict = {}
+    index = steps.STEPS["index"]
+
+    def index_after_the_revert(ports, state):
+        if not revert:
+            revert.update(run(aws, again))
+        return index(ports, state)
+
+    with mock.patch.dict(steps.STEPS, {"index": index_after_the_revert}):
+        execution = run(aws, between)
+    assert ended_in(aws, revert) == "Unchanged" and ended_in(aws, execution) == "Superseded"
+    c = aws.components
+    assert c.registry.current_version("ryu", name) == hashlib.sha256((SAMPLES / FINTECH).read_bytes()).hexdigest()
+    question = "지방은행 시중은행 전환"
+    assert not any("지방은행" in h.text for h in c.index.hybrid_search("ryu", question,
+                                                                    c.embedder.embed_query(question), 10))
+    assert [d["last_status"] for d in listed("ryu")] == ["succeeded"]
+    assert [m["Subject"] for m in messages(aws)] == [f"hanrag ingested: {name}"]

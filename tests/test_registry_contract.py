@@ -61,7 +61,9 @@ def test_a_delete_during_the_first_ingest_wins_and_a_late_delete_changes_nothing
 
 def test_an_unchanged_upload_is_confirmed_only_while_its_version_is_current(registry):
     assert save(registry, V1, EARLY) is True
+    registry.record_status(V2, "processing", "run-2", LATER)  # another content, uploaded between the two
     assert registry.confirm_current(V1, LATEST) is True  # the same content uploaded again
+    assert [d["last_status"] for d in registry.documents("kim")] == ["succeeded"]
     assert save(registry, V2, LATER) is False  # an upload from before it cannot take its place
     assert registry.confirm_current(V2, "0D".ljust(32, "0")) is False
     assert registry.current_version("kim", V1.source) == V1.version

@@ -128,9 +128,10 @@ class DynamoRegistry:
     def confirm_current(self, ref: DocumentRef, sequencer: str) -> bool:
         request = _ordered({
             "Key": {"user_id": ref.user_id, "source": ref.source},
-            "UpdateExpression": "SET sequencer = :sequencer",
+            "UpdateExpression": "SET sequencer = :sequencer, last_status = :succeeded, last_reason = :none",
             "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": {":v": ref.version, ":active": "active"},
+            "ExpressionAttributeValues": {":v": ref.version, ":active": "active", ":succeeded": "succeeded",
+                                          ":none": ""},
         }, sequencer, also="version = :v AND #status = :active")
         return self._update("DynamoDB confirm current version", request) is not None
 

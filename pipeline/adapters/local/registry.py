@@ -97,7 +97,7 @@ class SqliteRegistry:
         with self.db.transaction() as c:
             if self._current(c, ref) != ref.version or not _in_order(c, ref.user_id, ref.source, sequencer):
                 return False
-            _set_state(c, ref, sequencer=sequencer)
+            _set_state(c, ref, status="succeeded", reason="", sequencer=sequencer)
             return True
 
     @staticmethod
