@@ -258,6 +258,8 @@ def create_app(settings: Settings, pipeline: Ingestion, chat: ChatService, histo
         finally:
             for item in received:
                 await item.file.close()
+        for source, _, run_id in staged:
+            pipeline.queue(user, source, run_id)  # listed as queued until the worker takes it
         return {"runs": [worker.submit(user, source, path, run_id).to_dict() for source, path, run_id in staged]}
 
     @app.get("/api/documents")

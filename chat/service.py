@@ -83,7 +83,8 @@ class ChatService:
         if kind == "conversation":
             events = _spoken(conversation_summary(earlier, self.llm))
         elif kind == "document":
-            events = _spoken(document_summary(message, list(self.registry.documents(user_id)), earlier))
+            current = [d for d in self.registry.documents(user_id) if d["version"]]  # not the ones in flight
+            events = _spoken(document_summary(message, current, earlier))
         else:
             recent = within_budget(earlier, self.options.history_tokens)
             query = standalone_query(message, recent, self.llm)[:MAX_QUERY_CHARS]  # the search reads no more

@@ -46,6 +46,7 @@ from pipeline.definition import (
     CHAT_WEBSOCKET_HANDLER,
     DELETE_HANDLER,
     LAMBDA_SERVICE_RETRY,
+    QUIET_ENDINGS,
     RECORD_FAILURE_HANDLER,
     SEARCH_SETUP_HANDLER,
     STAGES,
@@ -579,7 +580,12 @@ class HanragStack(cdk.Stack):
                           cause_path=f"$.{StateField.FAILURE}.reason")
         record_failure.next(failed)
 
+        quiet = {error: sfn.Succeed(self, ending) for error, ending in QUIET_ENDINGS.items()}
+
         def catch(state: sfn.TaskStateBase | sfn.Map, stage: str) -> None:
+            """Quiet endings first (already running, superseded), then every other error is a failure."""
+            for error, ending in quiet.items():
+                state.add_catch(ending, errors=[error], result_path=f"$.{StateField.ERROR}")
             mark = sfn.Pass(self, f"FailedAt{stage.capitalize()}", result=sfn.Result.from_string(stage),
                             result_path=f"$.{StateField.FAILED_STAGE}")
             mark.next(record_failure)

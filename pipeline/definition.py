@@ -72,6 +72,16 @@ STAGES: tuple[Stage, ...] = (
 
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
 
+# Errors that end a run without failing it, by the ending each one reaches: another execution is
+# doing this work right now (Powertools idempotency: the same event delivered twice), or a newer
+# upload or a delete of the file came after the event this run started from. Neither is a failure
+# to record, announce or alarm on; on AWS each is a Catch to its own Succeed state, before the
+# catch-all that records failures.
+QUIET_ENDINGS: dict[str, str] = {
+    "IdempotencyAlreadyInProgressError": "AlreadyRunning",
+    "Superseded": "Superseded",
+}
+
 # On AWS every task also retries Lambda's own service errors (throttling of the invoke, a Lambda
 # hiccup), whatever the stage's policy: the function may not even have run.
 LAMBDA_SERVICE_RETRY = RetryPolicy(max_attempts=6, interval_seconds=2.0, backoff_rate=2.0, max_delay_seconds=30.0)

@@ -50,3 +50,8 @@ class TransientError(PipelineError):
     """A dependency (model, endpoint, webhook) failed in a way worth retrying."""
 
     retryable = True
+
+
+class Superseded(PipelineError):
+    """A newer upload or a delete of the same file came after the event this run started from (S3's
+    `sequencer` orders them): the run stops without touching what the newer event left. Not a failure."""

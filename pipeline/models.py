@@ -15,6 +15,9 @@ from pipeline.definition import MAX_WARNINGS
 
 ElementKind = Literal["text", "table"]
 RunStatus = Literal["running", "succeeded", "skipped", "failed"]
+# A document's run as the registry shows it while work is under way and after: waiting for a worker,
+# in a stage, done, failed (the previous version stays current), or deleted.
+DocumentStatus = Literal["queued", "processing", "succeeded", "failed", "deleted"]
 
 
 @dataclass(frozen=True)
@@ -204,12 +207,15 @@ class RunRecord:
 @dataclass(frozen=True)
 class Upload:
     """The file a run ingests: its key in the uploads `BlobStore` (a file name locally, an S3 key on
-    AWS) and, on AWS, the bucket and object version the event named (the idempotency key)."""
+    AWS) and, on AWS, the bucket and object version the event named (the idempotency key), and the
+    event's place in the order of the key's events (`sequencer`): a later upload or delete compares
+    greater as a plain string. Empty locally, where one process takes a user's files in order."""
 
     key: str
     bucket: str = ""
     version_id: str = ""
     etag: str = ""
+    sequencer: str = ""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from pipeline.models import Chunk, DocumentRef, RunRecord, SearchHit
+from pipeline.models import Chunk, DocumentRef, DocumentStatus, RunRecord, SearchHit
 
 
 class Embedder(Protocol):
@@ -34,12 +34,23 @@ class SearchIndex(Protocol):
     """A per-user hybrid (keyword + vector) index of chunks."""
 
     def replace_document(
-        self, ref: DocumentRef, chunks: Sequence[Chunk], vectors: np.ndarray
-    ) -> None:
-        """Make `chunks` the only searchable version of the document, atomically."""
+        self, ref: DocumentRef, chunks: Sequence[Chunk], vectors: np.ndarray, sequencer: str = ""
+    ) -> bool:
+        """Make `chunks` the only searchable version of the document, atomically. With a `sequencer`
+        (the order of the file's events), refuse — write nothing and return False — when a later
+        version or a later delete of the document was already applied: writes that arrive out of
+        order never put an older version back."""
         ...
 
-    def delete_document(self, user_id: str, document_id: str) -> int: ...
+    def confirm_version(self, ref: DocumentRef, sequencer: str) -> bool:
+        """A later upload of the same content: record `sequencer` as the document's latest event if
+        `ref`'s version is the searchable one and nothing later was applied (True), else False."""
+        ...
+
+    def delete_document(self, user_id: str, document_id: str, sequencer: str = "") -> int:
+        """Remove the document's chunks (how many went). With a `sequencer`, a version written later
+        stays, and the delete is remembered so that an older version arriving afterwards is refused."""
+        ...
 
     def delete_user(self, user_id: str) -> int:
         """Every chunk of the user (offboarding); returns how many were searchable or stale."""
@@ -83,23 +94,49 @@ class BlobStore(Protocol):
 class Registry(Protocol):
     """What documents each user has, at which version, and the record of every run."""
 
+    # Every write about a document takes the `sequencer` of the event behind it (empty: unordered) and
+    # is refused — returns False, writes nothing — when an event later than that one (an upload or a
+    # delete of the same file) is already recorded: the registry's current version only moves forward.
+
     def current_version(self, user_id: str, source: str) -> str | None: ...
 
     def save_document(
-        self, ref: DocumentRef, *, pages: int, chunks: int, summary: str, title: str
-    ) -> None: ...
+        self, ref: DocumentRef, *, pages: int, chunks: int, summary: str, title: str, sequencer: str = ""
+    ) -> bool:
+        """Make `ref` the current version (and record its sequencer as the file's latest event)."""
+        ...
 
-    def mark_deleted(self, user_id: str, source: str) -> str | None: ...
+    def mark_deleted(self, user_id: str, source: str, sequencer: str = "") -> str | None:
+        """Mark the document deleted; its document id if it was current, else None. With a sequencer
+        the delete is recorded even for a document not yet current (its first ingest may be running)."""
+        ...
+
+    def confirm_current(self, ref: DocumentRef, sequencer: str) -> bool:
+        """A later upload of the same content: record its sequencer if `ref` is still the current version
+        (the document's status is then `succeeded`: its latest upload is what is searchable)."""
+        ...
+
+    def record_status(self, ref: DocumentRef, status: DocumentStatus, run_id: str, sequencer: str = "") -> bool:
+        """The document's run is `queued` or `processing`: shown by `documents` before it is current."""
+        ...
+
+    def superseded(self, user_id: str, source: str, sequencer: str) -> bool:
+        """Whether an event later than `sequencer` is recorded for the file."""
+        ...
 
     def save_run(self, record: RunRecord) -> None: ...
 
-    def record_run_outcome(self, record: RunRecord) -> None:
-        """Note a finished run's status and reason with its document."""
+    def record_run_outcome(self, record: RunRecord, sequencer: str = "") -> bool:
+        """Note a finished run's status (`succeeded` / `failed`) and reason with its document."""
         ...
 
     def recent_runs(self, limit: int = 20, user_id: str | None = None) -> list[RunRecord]: ...
 
-    def documents(self, user_id: str) -> Iterable[dict]: ...
+    def documents(self, user_id: str) -> Iterable[dict]:
+        """The user's current documents, and files with no current version whose run is queued,
+        processing or failed; each with `last_status` (queued / processing / succeeded / failed) and
+        `last_reason`, so work in flight and failed uploads are seen before they are searchable."""
+        ...
 
     def running_runs(self) -> list[RunRecord]:
         """Runs recorded as running, so a runner can close the ones whose process is gone."""
@@ -123,11 +160,13 @@ class HistoryStore(Protocol):
 
 
 class Ingestion(Protocol):
-    """What the web server asks of the pipeline behind it: run one uploaded file, remove a document,
-    and close the runs a previous process left open."""
+    """What the web server asks of the pipeline behind it: list an uploaded file as queued, run it,
+    remove a document, and close the runs a previous process left open."""
 
     @property
     def registry(self) -> Registry: ...
+
+    def queue(self, user_id: str, source: str, run_id: str | None = None) -> str: ...
 
     def ingest_file(self, user_id: str, path: Path, source: str, progress: Any = None,
                     run_id: str | None = None) -> RunRecord:

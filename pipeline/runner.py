@@ -128,10 +128,11 @@ class LocalRunner:
         """Ingest (path, source name) pairs for one user; one record per file, failures included."""
         progress = progress or SilentProgress()
         self.close_interrupted_runs()
+        run_ids = [self.queue(user_id, source) for _, source in files]
         records = []
-        for position, (path, source) in enumerate(files, start=1):
+        for position, ((path, source), run_id) in enumerate(zip(files, run_ids, strict=True), start=1):
             progress.file_started(source, position, len(files))
-            record = self.ingest_file(user_id, path, source, progress)
+            record = self.ingest_file(user_id, path, source, progress, run_id)
             progress.file_finished(record)
             records.append(record)
         return records
@@ -175,6 +176,17 @@ class LocalRunner:
         return self._finish(self._worker(replace(state, stages=tuple(timings)).record("succeeded"), record),
                             "succeeded")
 
+    def queue(self, user_id: str, source: str, run_id: str | None = None) -> str:
+        """Name the run of a file that waits its turn, and show the document as `queued` in the registry
+        (a name that will be refused is left for `ingest_file` to report)."""
+        run_id = run_id or uuid.uuid4().hex[:16]
+        try:
+            ref = DocumentRef(validate_user_id(user_id), validate_source(source), "")
+        except PipelineError:
+            return run_id
+        self.registry.record_status(ref, "queued", run_id)
+        return run_id
+
     def delete(self, user_id: str, source: str) -> int | None:
         """Remove a document from the user's index; the number of chunks removed, None if unknown."""
         removed, known = steps.delete_document(self._ports(), validate_user_id(user_id), validate_source(source))
@@ -194,7 +206,7 @@ class LocalRunner:
         target = index.create_physical(user_id)  # type: ignore[attr-defined]
         if index.alias_target(user_id) == target:  # type: ignore[attr-defined]
             return 0
-        documents = list(self.registry.documents(user_id))
+        documents = [d for d in self.registry.documents(user_id) if d["version"]]  # not the ones in flight
         for document in documents:
             ref = DocumentRef(user_id, document["source"], document["version"])
             chunks, vectors = steps.embed_again(self._ports(), ref)
@@ -215,6 +227,7 @@ class LocalRunner:
             host, _, pid = record.worker.rpartition(":")
             if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
                 closed.append(self._finish(record, "failed", reason=INTERRUPTED))
+                self.registry.record_run_outcome(record)
         return closed
 
     # ------------------------------------------------------------------ stages

@@ -21,7 +21,7 @@ import numpy as np
 
 from pipeline.config import Settings
 from pipeline.definition import RETRYABLE, Stage
-from pipeline.errors import EmptyDocument, LimitExceeded, PipelineError
+from pipeline.errors import EmptyDocument, LimitExceeded, PipelineError, Superseded
 from pipeline.models import (
     Batch,
     Chunk,
@@ -98,12 +98,23 @@ def extract(ports: Ports, state: IngestState) -> IngestState:
     data = ports.uploads.get(state.upload.key)
     ref = replace(state.ref, version=hashlib.sha256(data).hexdigest())
     state = replace(state, ref=ref)
-    if ports.registry.current_version(ref.user_id, ref.source) == ref.version:
+    if ports.registry.current_version(ref.user_id, ref.source) == ref.version and _confirmed(ports, state):
         return replace(state, skipped=True)
+    if not ports.registry.record_status(ref, "processing", state.run_id, state.upload.sequencer):
+        raise _overtaken(state.ref)
     options = replace(settings.extract, pdf_password=settings.pdf_password_for(ref.user_id, ref.source))
     document = extract_document(data, ref.source, options)
     _write_json(ports, state, "extracted.json", document.to_dict())
     return replace(state, pages=document.pages, title=document.title).warned(*document.warnings)
+
+
+def _confirmed(ports: Ports, state: IngestState) -> bool:
+    """An unchanged upload is skipped only once its event is recorded as the file's latest, in the
+    index first and then the registry: else an upload still running from before it (other content)
+    could become current afterwards. If either has moved on, the file is ingested again instead."""
+    sequencer = state.upload.sequencer
+    return not sequencer or (ports.index.confirm_version(state.ref, sequencer)
+                             and ports.registry.confirm_current(state.ref, sequencer))
 
 
 def chunk(ports: Ports, state: IngestState) -> IngestState:
@@ -118,8 +129,17 @@ def chunk(ports: Ports, state: IngestState) -> IngestState:
 
 
 def embed(ports: Ports, ref: DocumentRef, batch: Batch,
-          on_batch: Callable[[int], None] | None = None) -> EmbeddedBatch:
+          on_batch: Callable[[int], None] | None = None, sequencer: str = "") -> EmbeddedBatch:
     """One fan-out item: chunks [start, end) → a `.npy` artifact."""
+    try:
+        return _embed_batch(ports, ref, batch, on_batch)
+    except Exception:
+        _raise_if_overtaken(ports, ref, sequencer)
+        raise
+
+
+def _embed_batch(ports: Ports, ref: DocumentRef, batch: Batch,
+                 on_batch: Callable[[int], None] | None) -> EmbeddedBatch:
     prefix = artifact_prefix(ref)
     chunks = read_chunks(ports, prefix)[batch.start:batch.end]
     vectors = embed_chunks(chunks, ports.embedder, ports.settings.embed_batch_size, on_batch=on_batch)
@@ -138,7 +158,8 @@ def index(ports: Ports, state: IngestState) -> IngestState:
     if covered != len(chunks):
         raise PipelineError(f"embedding covered {covered} of {len(chunks)} chunks")
     vectors = np.vstack([np.load(io.BytesIO(ports.blobs.get(p.key)), allow_pickle=False) for p in parts])
-    index_document(ports.index, state.ref, chunks, vectors)
+    if not index_document(ports.index, state.ref, chunks, vectors, state.upload.sequencer):
+        raise _overtaken(state.ref)
     return replace(state, embedded=())
 
 
@@ -150,7 +171,7 @@ def summarize(ports: Ports, state: IngestState) -> IngestState:
 def notify(ports: Ports, state: IngestState) -> IngestState:
     """Announce the run, then store it as succeeded (the fallback stores it with a warning)."""
     announce(state.record("succeeded"), ports.notifiers)
-    _save_outcome(ports, state.record("succeeded"))
+    _save_outcome(ports, state.record("succeeded"), state.upload.sequencer)
     return state
 
 
@@ -162,17 +183,19 @@ def record_failure(ports: Ports, state: IngestState, why: str, failed_stage: str
         announce(record, ports.notifiers)
     except Exception as error:
         record.warnings.append(f"notification failed: {reason(error)}")
-    _save_outcome(ports, record)
+    _save_outcome(ports, record, state.upload.sequencer)
     return record
 
 
-def delete_document(ports: Ports, user_id: str, source: str) -> tuple[int, str | None]:
+def delete_document(ports: Ports, user_id: str, source: str, sequencer: str = "") -> tuple[int, str | None]:
     """The document leaves the user's index, the registry and the artifacts: (chunks removed, the
-    document id if it was registered)."""
+    document id if it was registered). A delete older than the file's latest upload (`sequencer`)
+    changes nothing; a later one is remembered, so the ingest still running for an older upload stops."""
     document_id = DocumentRef(user_id, source, "").document_id
-    removed = ports.index.delete_document(user_id, document_id)
-    known = ports.registry.mark_deleted(user_id, source)
-    ports.blobs.delete_prefix(f"{user_id}/{document_id}/")
+    removed = ports.index.delete_document(user_id, document_id, sequencer)
+    known = ports.registry.mark_deleted(user_id, source, sequencer)
+    if not ports.registry.superseded(user_id, source, sequencer):
+        ports.blobs.delete_prefix(f"{user_id}/{document_id}/")
     return removed, known
 
 
@@ -194,7 +217,7 @@ def _summary_fallback(ports: Ports, state: IngestState, error: BaseException) ->
 
 def _notify_fallback(ports: Ports, state: IngestState, error: BaseException) -> IngestState:
     state = state.warned(f"notification failed: {reason(error)}")
-    _save_outcome(ports, state.record("succeeded"))
+    _save_outcome(ports, state.record("succeeded"), state.upload.sequencer)
     return state
 
 
@@ -208,14 +231,29 @@ FALLBACKS: dict[str, Callable[[Ports, IngestState, BaseException], IngestState]]
 
 def run_step(stage: Stage, ports: Ports, state: IngestState, attempt: int = 1) -> IngestState:
     """One attempt of a (not fanned-out) stage under the definition's failure policy: a `warn` stage
-    falls back once no attempt is left; a `fail` stage, or a retry still to come, raises."""
+    falls back once no attempt is left; a `fail` stage, or a retry still to come, raises. A stage that
+    fails after a later upload or delete of the file was recorded was overtaken, not broken (the delete
+    may have taken its artifacts): it raises `Superseded`."""
     try:
         return STEPS[stage.name](ports, state)
+    except Superseded:
+        raise
     except Exception as error:
+        _raise_if_overtaken(ports, state.ref, state.upload.sequencer)
         last = not retryable(error) or attempt >= stage.retry.max_attempts
         if stage.on_failure == "warn" and last:
             return FALLBACKS[stage.name](ports, state, error)
         raise
+
+
+def _overtaken(ref: DocumentRef) -> Superseded:
+    return Superseded(f"a later upload or delete of {ref.source} came after this one; its result stays")
+
+
+def _raise_if_overtaken(ports: Ports, ref: DocumentRef, sequencer: str) -> None:
+    """Called while an error is being handled: `Superseded` (from it) when a later event is recorded."""
+    if sequencer and ports.registry.superseded(ref.user_id, ref.source, sequencer):
+        raise _overtaken(ref)
 
 
 # ---------------------------------------------------------------------------- artifacts
@@ -233,11 +271,15 @@ def read_chunks(ports: Ports, prefix: str) -> list[Chunk]:
 
 
 def _store_summary(ports: Ports, state: IngestState, summary: str) -> IngestState:
-    ports.registry.save_document(state.ref, pages=state.pages, chunks=state.chunks, summary=summary,
-                                 title=state.title)
+    """The version becomes the registry's current one, unless a later upload or delete got there first."""
+    if not ports.registry.save_document(state.ref, pages=state.pages, chunks=state.chunks, summary=summary,
+                                        title=state.title, sequencer=state.upload.sequencer):
+        raise _overtaken(state.ref)
     return replace(state, summary=summary)
 
 
-def _save_outcome(ports: Ports, record: RunRecord) -> None:
+def _save_outcome(ports: Ports, record: RunRecord, sequencer: str = "") -> None:
+    """The run log keeps every run; the document shows this one's outcome unless a later event owns it
+    (the document first: a reader that sees the run finished finds its document's status too)."""
+    ports.registry.record_run_outcome(record, sequencer)
     ports.registry.save_run(record)
-    ports.registry.record_run_outcome(record)

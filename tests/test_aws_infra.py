@@ -17,7 +17,7 @@ from unittest import mock
 
 import pytest
 
-from pipeline.definition import STAGES
+from pipeline.definition import QUIET_ENDINGS, STAGES
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,7 +129,11 @@ def test_state_machine_follows_pipeline_definition_order_retries_and_catch():
         else:
             assert ours == []
         holder = states["EmbedBatches"] if stage.name == "embed" else state
-        assert holder["Catch"][0]["Next"] == f"FailedAt{stage.name.capitalize()}"
+        *quiet, failure = holder["Catch"]  # States.ALL must come last
+        assert failure == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                           "Next": f"FailedAt{stage.name.capitalize()}"}
+        assert {c["ErrorEquals"][0]: c["Next"] for c in quiet} == QUIET_ENDINGS
+        assert all(states[ending]["Type"] == "Succeed" for ending in QUIET_ENDINGS.values())
         assert states[f"FailedAt{stage.name.capitalize()}"]["Next"] == "RecordFailure"
     assert states["EmbedBatches"]["Type"] == "Map" and states["EmbedBatches"]["ItemsPath"] == "$.batches"
     assert states["RecordFailure"]["Next"] == "DocumentFailed"

@@ -5,7 +5,9 @@ becomes searchable for its user only. Embedder and index are switched to their l
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import itertools
 import json
 import os
 import time
@@ -137,9 +139,14 @@ def aws_environment(home: Path, extra_env: dict[str, str] | None = None):
             wiring.reset()
 
 
+SEQUENCERS = itertools.count(0x617F08299329D189)
+
+
 def s3_event(kind: str, key: str, version_id: str | None = None, reason: str = "PutObject") -> dict:
-    """The event EventBridge sends for an S3 object (the shape AWS documents, every required field)."""
-    s3_object = {"key": key, "size": 1, "etag": "d41d8cd98f00b204e9800998ecf8427e", "sequencer": "00617F08299329D189"}
+    """The event EventBridge sends for an S3 object (the shape AWS documents, every required field);
+    each one has a later `sequencer` than the one before, as S3 numbers a key's events."""
+    s3_object = {"key": key, "size": 1, "etag": "d41d8cd98f00b204e9800998ecf8427e",
+                 "sequencer": f"{next(SEQUENCERS):018X}"}
     if version_id:
         s3_object["version-id"] = version_id
     return {"version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103", "detail-type": kind, "source": "aws.s3",
@@ -334,3 +341,185 @@ def test_an_event_that_is_not_an_s3_notification_is_refused_with_what_is_wrong()
     del broken["detail"]["object"]["key"]
     with pytest.raises(PipelineError, match=r"not an S3 event from EventBridge \(detail\.object\.key: Field required"):
         upload_from_event(broken)
+
+
+def test_a_duplicate_event_while_the_first_execution_runs_ends_as_already_running_not_failed(aws):
+    """EventBridge can deliver an event twice within seconds: the second execution finds the first
+    one's stage in progress (Powertools' IdempotencyAlreadyInProgressError) and ends as
+    AlreadyRunning: no failure recorded, no "FAILED" message, the first execution finishes the work."""
+    from pipeline import steps
+
+    duplicate: dict = {}
+    chunk = steps.STEPS["chunk"]
+
+    def chunk_while_the_duplicate_runs(ports, state):
+        if not duplicate:  # inside the first execution's chunk stage: its idempotency record is in progress
+            duplicate.update(run(aws, aws.last_event))
+        return chunk(ports, state)
+
+    key = f"uploads/jung/{FINTECH}"
+    version = aws.s3.put_object(Bucket=BUCKET, Key=key, Body=(SAMPLES / FINTECH).read_bytes())["VersionId"]
+    aws.last_event = object_created(key, version)
+    before = len(aws.calls)
+    with mock.patch.dict(steps.STEPS, {"chunk": chunk_while_the_duplicate_runs}):
+        first = run(aws, aws.last_event)
+
+    assert duplicate["status"] == "SUCCEEDED", duplicate.get("cause")
+    assert json.loads(duplicate["output"])["error"]["Error"] == "IdempotencyAlreadyInProgressError"
+    history = aws.sfn.get_execution_history(executionArn=duplicate["executionArn"])["events"]
+    assert [e["stateEnteredEventDetails"]["name"] for e in history if e["type"] == "SucceedStateEntered"] == [
+        "AlreadyRunning"]
+    assert first["status"] == "SUCCEEDED", first.get("cause")
+    assert not any(c.startswith("RecordFailureFunction") for c in aws.calls[before:])
+    assert [m["Subject"] for m in messages(aws)] == [f"hanrag ingested: {FINTECH}"]
+    assert aws.components.registry.document("jung", FINTECH)["last_status"] == "succeeded"
+
+
+# ---------------------------------------------------------------------------- races and status
+
+DELETE_CONTEXT = SimpleNamespace(function_name="DeleteFunction", memory_limit_in_mb=512, aws_request_id="del-2",
+                                 invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:DeleteFunction")
+
+
+def ended_in(aws, execution: dict) -> str:
+    """The Succeed state an execution ended in: Ingested, Unchanged, AlreadyRunning or Superseded."""
+    history = aws.sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
+    return [e["stateEnteredEventDetails"]["name"] for e in history if e["type"] == "SucceedStateEntered"][-1]
+
+
+def listed(user: str) -> list[dict]:
+    """What `GET /documents` of the chat API answers the user (their Cognito `sub` in the JWT claims)."""
+    from chat.handler import http_handler
+
+    event = {"routeKey": "GET /documents", "requestContext": {"authorizer": {"jwt": {"claims": {"sub": user}}}}}
+    answer = http_handler(event, DELETE_CONTEXT)
+    assert answer["statusCode"] == 200, answer
+    return json.loads(answer["body"])
+
+
+def put(aws, user: str, name: str, path: Path) -> dict:
+    """Upload a file and return the `Object Created` event S3 sends for it."""
+    key = f"uploads/{user}/{name}"
+    return object_created(key, aws.s3.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())["VersionId"])
+
+
+def test_two_uploads_whose_executions_finish_in_the_other_order_keep_the_later_one_current(aws):
+    """v1 and v2 of one file uploaded quickly; v1's execution reaches the index only after v2's has
+    finished. The later upload (S3's sequencer) stays current and searchable; v1 ends as Superseded,
+    with no failure and no second announcement."""
+    from pipeline import steps
+
+    name = "보고서.pdf"
+    first_event, second_event = put(aws, "han", name, SAMPLES / BANK), put(aws, "han", name, SAMPLES / FINTECH)
+    second: dict = {}
+    index = steps.STEPS["index"]
+
+    def index_once_v2_is_done(ports, state):
+        if state.upload.version_id == first_event["detail"]["object"]["version-id"] and not second:
+            second.update(run(aws, second_event))
+        return index(ports, state)
+
+    before = len(aws.calls)
+    with mock.patch.dict(steps.STEPS, {"index": index_once_v2_is_done}):
+        first = run(aws, first_event)
+
+    assert second["status"] == "SUCCEEDED" and ended_in(aws, second) == "Ingested", second.get("cause")
+    assert first["status"] == "SUCCEEDED" and ended_in(aws, first) == "Superseded", first.get("cause")
+    c = aws.components
+    document = c.registry.document("han", name)
+    assert document["version"] == hashlib.sha256((SAMPLES / FINTECH).read_bytes()).hexdigest()
+    assert document["last_status"] == "succeeded" and document["chunks"] == json.loads(second["output"])["chunks"]
+    assert c.index.count("han") == document["chunks"]
+    hits = c.index.hybrid_search("han", "핀테크 혁신펀드", c.embedder.embed_query("핀테크 혁신펀드"), 5)
+    assert hits and any("핀테크" in h.text for h in hits)
+    bank = c.index.hybrid_search("han", "지방은행 시중은행 전환", c.embedder.embed_query("지방은행 시중은행 전환"), 10)
+    assert not any("지방은행" in h.text for h in bank)  # nothing of v1 came back
+    assert not any(call.startswith("RecordFailureFunction") for call in aws.calls[before:])
+    assert [m["Subject"] for m in messages(aws)] == [f"hanrag ingested: {name}"]
+
+
+def test_a_delete_while_the_ingest_runs_wins_and_the_ingest_ends_superseded(aws):
+    from pipeline import steps
+    from pipeline.lambdas.ingest import delete_handler
+
+    event = put(aws, "seo", BANK, SAMPLES / BANK)
+    key = event["detail"]["object"]["key"]
+    deleted: dict = {}
+    chunk = steps.STEPS["chunk"]
+
+    def chunk_after_the_delete(ports, state):
+        if not deleted:  # the person deletes the file while it is being ingested
+            aws.s3.delete_object(Bucket=BUCKET, Key=key)
+            deleted.update(delete_handler(s3_event("Object Deleted", key, reason="DeleteObject"), DELETE_CONTEXT))
+        return chunk(ports, state)
+
+    with mock.patch.dict(steps.STEPS, {"chunk": chunk_after_the_delete}):
+        execution = run(aws, event)
+
+    assert execution["status"] == "SUCCEEDED" and ended_in(aws, execution) == "Superseded", execution.get("cause")
+    c = aws.components
+    question = "지방은행 시중은행 전환"
+    assert c.index.hybrid_search("seo", question, c.embedder.embed_query(question), 5) == []
+    assert c.registry.document("seo", BANK)["status"] == "deleted"
+    assert listed("seo") == []
+    assert messages(aws) == []  # neither "ingested" nor "FAILED"
+
+    late = put(aws, "seo", BANK, SAMPLES / BANK)  # uploaded again after the delete: ingested as usual
+    assert ended_in(aws, run(aws, late)) == "Ingested"
+    assert [d["last_status"] for d in listed("seo")] == ["succeeded"]
+    messages(aws)
+
+
+def test_get_documents_shows_work_in_flight_then_its_outcome(aws):
+    """From the first step the registry says `processing`; `GET /documents` lists the document before it
+    is searchable, then `succeeded` — or `failed` with the reason, for a file that cannot be read."""
+    from pipeline import steps
+
+    during: list[list[dict]] = []
+    chunk = steps.STEPS["chunk"]
+
+    def chunk_and_look(ports, state):
+        during.append(listed("baek"))
+        return chunk(ports, state)
+
+    with mock.patch.dict(steps.STEPS, {"chunk": chunk_and_look}):
+        execution = upload_and_run(aws, SAMPLES / FINTECH, "baek", FINTECH)
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    assert [(d["source"], d["last_status"], d["version"]) for d in during[0]] == [(FINTECH, "processing", "")]
+    [after] = listed("baek")
+    assert after["last_status"] == "succeeded" and after["version"] and after["chunks"] > 0
+
+    failed = upload_and_run(aws, FIXTURES / "encrypted-file.pdf", "baek", "잠긴 문서.pdf")
+    assert failed["status"] == "FAILED"
+    shown = {d["source"]: d for d in listed("baek")}
+    assert shown["잠긴 문서.pdf"]["last_status"] == "failed" and "password" in shown["잠긴 문서.pdf"]["last_reason"]
+    assert shown[FINTECH]["last_status"] == "succeeded"
+    messages(aws)
+
+
+def test_the_first_content_uploaded_again_stays_current_when_the_upload_between_ends_last(aws):
+    """A is current; B, then A again, are uploaded. The second A is skipped as unchanged while B's
+    execution is still running; B reaches the index only afterwards. A stays current and searchable."""
+    from pipeline import steps
+
+    name = "계획.pdf"
+    assert ended_in(aws, run(aws, put(aws, "ryu", name, SAMPLES / FINTECH))) == "Ingested"
+    between, again = put(aws, "ryu", name, SAMPLES / BANK), put(aws, "ryu", name, SAMPLES / FINTECH)
+    revert: dict = {}
+    index = steps.STEPS["index"]
+
+    def index_after_the_revert(ports, state):
+        if not revert:
+            revert.update(run(aws, again))
+        return index(ports, state)
+
+    with mock.patch.dict(steps.STEPS, {"index": index_after_the_revert}):
+        execution = run(aws, between)
+    assert ended_in(aws, revert) == "Unchanged" and ended_in(aws, execution) == "Superseded"
+    c = aws.components
+    assert c.registry.current_version("ryu", name) == hashlib.sha256((SAMPLES / FINTECH).read_bytes()).hexdigest()
+    question = "지방은행 시중은행 전환"
+    assert not any("지방은행" in h.text for h in c.index.hybrid_search("ryu", question,
+                                                                    c.embedder.embed_query(question), 10))
+    assert [d["last_status"] for d in listed("ryu")] == ["succeeded"]
+    assert [m["Subject"] for m in messages(aws)] == [f"hanrag ingested: {name}"]

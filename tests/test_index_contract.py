@@ -186,6 +186,71 @@ def test_deleting_a_user_removes_all_their_chunks_and_nothing_of_anyone_else(bac
     index.replace_document(*text_document(user, "new.txt", ["다시 가입한 김 씨의 청년 지원 문서"], embedder))
     assert [h.source for h in search(index, user, "청년 지원", embedder)] == ["new.txt"]
 
+def test_versions_written_out_of_order_never_put_the_older_one_back(backend, embedder):
+    """Two uploads of a file whose executions end in the other order: the later upload (S3's
+    sequencer) stays the searchable version, and the older write leaves nothing behind."""
+    index, user = backend
+    v1 = text_document(user, "plan.txt", ["1차 계획: 예산은 100억 원이다", "1차 계획의 일정"], embedder, "1" * 64)
+    v2 = text_document(user, "plan.txt", ["2차 계획: 예산은 300억 원이다"], embedder, "2" * 64)
+    assert index.replace_document(*v2, sequencer="0B") is True
+    assert index.replace_document(*v1, sequencer="0A") is False
+    assert [h.text for h in search(index, user, "계획 예산", embedder)] == ["2차 계획: 예산은 300억 원이다"]
+    assert index.count(user) == 1
+    assert index.replace_document(*v2, sequencer="0B") is True  # the same write retried
+
+
+def test_the_same_content_uploaded_again_keeps_its_place_against_an_earlier_upload(backend, embedder):
+    """A, then B, then A again: the third upload finds A searchable and is skipped, but confirms A with
+    its sequencer, so B's write, arriving afterwards, is refused."""
+    index, user = backend
+    a = text_document(user, "memo.txt", ["회의록 초안: 다음 회의는 화요일"], embedder, "1" * 64)
+    b = text_document(user, "memo.txt", ["회의록 수정본: 다음 회의는 수요일"], embedder, "2" * 64)
+    index.replace_document(*a, sequencer="01")
+    assert index.confirm_version(a[0], "03") is True
+    assert index.replace_document(*b, sequencer="02") is False
+    assert [h.text for h in search(index, user, "회의록 회의", embedder)] == ["회의록 초안: 다음 회의는 화요일"]
+    assert index.confirm_version(b[0], "04") is False  # not the searchable version: it must be ingested
+
+
+def test_two_writers_racing_leave_the_later_version_whoever_finishes_last(backend, embedder):
+    """The two executions' index writes at the same moment, three times over: whichever commits last,
+    the later upload is the one searchable (OpenSearch: the pointer's compare-and-set decides)."""
+    index, user = backend
+    for turn in range(3):
+        source = f"race-{turn}.txt"
+        v1 = text_document(user, source, [f"{turn}회차 초안: 예산은 100억 원이다", f"{turn}회차 초안 부록"], embedder,
+                           "1" * 64)
+        v2 = text_document(user, source, [f"{turn}회차 확정: 예산은 300억 원이다"], embedder, "2" * 64)
+        start, applied = threading.Barrier(2), {}
+
+        def write(name, version, sequencer, start=start, applied=applied):
+            start.wait()
+            applied[name] = index.replace_document(*version, sequencer=sequencer)
+
+        writers = [threading.Thread(target=write, args=("v1", v1, "0A")),
+                   threading.Thread(target=write, args=("v2", v2, "0B"))]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        assert applied["v2"] is True
+        hits = [h.text for h in search(index, user, f"{turn}회차 예산", embedder) if h.source == source]
+        assert hits == [f"{turn}회차 확정: 예산은 300억 원이다"]
+    assert index.count(user) == 3
+
+
+def test_a_delete_later_than_an_upload_wins_and_an_earlier_one_changes_nothing(backend, embedder):
+    index, user = backend
+    v1 = text_document(user, "memo.txt", ["회의록 초안: 다음 회의는 화요일"], embedder, "1" * 64)
+    v2 = text_document(user, "memo.txt", ["회의록 확정본: 다음 회의는 목요일"], embedder, "2" * 64)
+    index.replace_document(*v1, sequencer="01")
+    assert index.delete_document(user, v1[0].document_id, sequencer="02") == 1
+    assert index.replace_document(*v1, sequencer="01") is False  # the ingest that was running when it went
+    assert search(index, user, "회의록 회의", embedder) == []
+    assert index.replace_document(*v2, sequencer="03") is True  # uploaded again after the delete
+    assert index.delete_document(user, v2[0].document_id, sequencer="02") == 0  # the delete, delivered late
+    assert [h.text for h in search(index, user, "회의록 회의", embedder)] == ["회의록 확정본: 다음 회의는 목요일"]
+
 
 # ---------------------------------------------------------------------------------------- users
 

@@ -185,3 +185,26 @@ def test_a_new_version_leaves_only_its_own_artifacts(home, embedder, tmp_path):
     second = runner.ingest("kim", [(path, "공지.txt")])[0]
     assert first.status == second.status == "succeeded" and first.version != second.version
     assert runner.blobs.children(f"kim/{second.document_id}") == [second.version[:16]]
+
+
+def test_the_registry_shows_queued_and_processing_files_while_a_batch_runs(tmp_path, embedder, monkeypatch):
+    """`hanrag ingest a b` (and `hanrag serve`'s page): while the first file is in a stage, it reads
+    `processing` and the second `queued`; afterwards each has its outcome, a failure with its reason."""
+    from pipeline import steps
+
+    runner = make_runner(tmp_path / "home", embedder)
+    files = [(write(tmp_path, "guide.txt", TUNNEL_TEXT), "guide.txt"), (write(tmp_path, "empty.txt", " "), "empty.txt")]
+    during = []
+    chunk = steps.STEPS["chunk"]
+
+    def chunk_and_look(ports, state):
+        during.append({d["source"]: (d["last_status"], d["version"]) for d in runner.registry.documents("u")})
+        return chunk(ports, state)
+
+    monkeypatch.setitem(steps.STEPS, "chunk", chunk_and_look)
+    records = runner.ingest("u", files)
+    assert during[0] == {"guide.txt": ("processing", ""), "empty.txt": ("queued", "")}
+    assert [r.status for r in records] == ["succeeded", "failed"]
+    shown = {d["source"]: d for d in runner.registry.documents("u")}
+    assert shown["guide.txt"]["last_status"] == "succeeded" and shown["guide.txt"]["version"] == records[0].version
+    assert shown["empty.txt"]["last_status"] == "failed" and shown["empty.txt"]["last_reason"] == records[1].reason

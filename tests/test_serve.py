@@ -141,7 +141,9 @@ def test_a_failed_run_says_why(alice, tmp_path):
         run_id = alice.post("/api/documents", files=[("files", (encrypted.name, pdf))]).json()["runs"][0]["run_id"]
     run = wait_for_run(alice, run_id)
     assert run["status"] == "failed" and "encrypted PDF" in run["reason"] and run["failed_stage"] == "extract"
-    assert all(d["source"] != encrypted.name for d in alice.get("/api/documents").json()["documents"])
+    [listed] = [d for d in alice.get("/api/documents").json()["documents"] if d["source"] == encrypted.name]
+    assert listed["last_status"] == "failed" and "encrypted PDF" in listed["last_reason"]
+    assert listed["version"] == "" and listed["chunks"] == 0  # listed with its reason, nothing searchable
 
 
 def test_an_upload_with_a_hostile_name_is_refused(alice):

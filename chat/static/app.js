@@ -3,7 +3,8 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const STATUS = { queued: "대기 중", running: "처리 중", succeeded: "완료", skipped: "변경 없음", failed: "실패" };
+const STATUS = { queued: "대기 중", running: "처리 중", processing: "처리 중", succeeded: "완료", skipped: "변경 없음",
+  failed: "실패" };
 const STAGES = { extract: "추출", chunk: "분할", embed: "임베딩", index: "색인", summarize: "요약", notify: "알림" };
 const LIVE_STAGES = { extract: "추출 중", chunk: "청크 나누는 중", embed: "임베딩 중", index: "색인 중", summarize: "요약 중", notify: "알림 중" };
 // The pipeline's reasons are written in English for logs; the page leads with Korean and keeps the original.
@@ -198,7 +199,9 @@ async function refreshDocuments() {
   $("documents-list").replaceChildren(...documents.map((doc) => el("li", { className: "document", dataset: { id: doc.document_id } },
     el("div", { className: "name", textContent: doc.source }),
     el("div", { className: "facts",
-      textContent: `${doc.pages}쪽 · 청크 ${doc.chunks}개 · 버전 ${doc.version.slice(0, 8)} · ${new Date(doc.updated_at * 1000).toLocaleString("ko-KR")}` }),
+      textContent: doc.version  // a file with no searchable version yet: its run's status (and why it failed)
+        ? `${doc.pages}쪽 · 청크 ${doc.chunks}개 · 버전 ${doc.version.slice(0, 8)} · ${new Date(doc.updated_at * 1000).toLocaleString("ko-KR")}`
+        : [STATUS[doc.last_status] || doc.last_status, doc.last_reason].filter(Boolean).join(" · ") }),
     el("p", { className: "summary", title: "눌러서 펼치기", textContent: doc.summary || "(요약 없음)",
       onclick: (event) => event.currentTarget.classList.toggle("open") }),
     el("div", { className: "actions" },

@@ -17,6 +17,12 @@ One index per user and embedding model, behind one alias per user:
   one, never neither and never a half-written one; a failed or interrupted write leaves the old
   version searchable, and its retry overwrites the same ids (nothing is doubled). Older chunks are
   then deleted.
+- Writes that arrive out of order (two uploads of a file whose executions end in the other order, a
+  delete while an ingest runs) are ordered by the S3 event's `sequencer`, which the pointer keeps:
+  the switch is a compare-and-set on the pointer (`if_seq_no`/`if_primary_term`) that only a later
+  sequencer wins, and a sequenced delete leaves the pointer as a tombstone (no version) holding its
+  sequencer, so an older version arriving afterwards is refused and its chunks removed again. Such a
+  write deletes only the versions its switch retired: chunks of a later version may be on their way.
 - hybrid_search sends the keyword (BM25 over nori) and the k-NN query in one `_msearch` and fuses the
   two rankings with `pipeline.options.fuse`, the function the SQLite index uses: the same
   options give the same kind of ranking on both indices, and no `neural-search` plugin is needed.
@@ -98,6 +104,7 @@ def index_body(dim: int, model: str, shards: int = 1, replicas: int = 1) -> dict
                 "document_id": {"type": "keyword"},
                 "version": {"type": "keyword"},
                 "previous": {"type": "keyword"},
+                "sequencer": {"type": "keyword"},
                 "source": {"type": "keyword"},
                 "title": {"type": "text", "analyzer": "korean"},
                 "heading": {"type": "text", "analyzer": "korean"},
@@ -131,9 +138,16 @@ def bulk_body(index: str, user_id: str, chunks: Sequence[Chunk], vectors: np.nda
     return lines
 
 
-def pointer_body(ref: DocumentRef, previous: str | None, now_ms: int) -> dict:
+def pointer_body(ref: DocumentRef, previous: str | None, now_ms: int, sequencer: str = "") -> dict:
+    """The version pointer; a tombstone (a sequenced delete) is one whose `ref` has no version."""
     return {"user_id": ref.user_id, "document_id": ref.document_id, "version": ref.version,
-            "previous": previous or "", "source": ref.source, "kind": POINTER, "created_at": now_ms}
+            "previous": previous or "", "source": ref.source, "kind": POINTER, "created_at": now_ms,
+            "sequencer": sequencer}
+
+
+def overtaken(pointer: dict | None, sequencer: str) -> bool:
+    """Whether the pointer holds a later write or delete than the one with `sequencer`."""
+    return bool(sequencer) and pointer is not None and pointer.get("sequencer", "") > sequencer
 
 
 def visible_version(present: set[str], pointer: dict | None) -> str | None:
@@ -155,10 +169,12 @@ def _document_filter(user_id: str, document_id: str) -> list[dict]:
     return [{"term": {"user_id": user_id}}, {"term": {"document_id": document_id}}]
 
 
-def stale_chunks_body(user_id: str, document_id: str, keep_version: str) -> dict:
-    """The chunks of every other version of the document (the pointer is not a chunk)."""
+def stale_chunks_body(user_id: str, document_id: str, keep_version: str, only: Sequence[str] | None = None) -> dict:
+    """The chunks of every other version of the document (the pointer is not a chunk), or of the
+    versions in `only`."""
+    chosen = [] if only is None else [{"terms": {"version": list(only)}}]
     return {"query": {"bool": {
-        "filter": _document_filter(user_id, document_id),
+        "filter": _document_filter(user_id, document_id) + chosen,
         "must_not": [{"term": {"version": keep_version}}, {"term": {"kind": POINTER}}],
     }}}
 
@@ -254,6 +270,13 @@ def _not_found(error: PipelineError) -> bool:
     return isinstance(error.__cause__, NotFoundError)
 
 
+def _conflict(error: PipelineError) -> bool:
+    """A conditional write lost to another writer (HTTP 409)."""
+    from opensearchpy.exceptions import ConflictError
+
+    return isinstance(error.__cause__, ConflictError)
+
+
 # ---------------------------------------------------------------------------------------- index
 
 class OpenSearchIndex:
@@ -265,6 +288,7 @@ class OpenSearchIndex:
         self.options = options or SearchOptions()
         self.replicas = replicas
         self._ready: set[str] = set()
+        self._sequenced: set[str] = set()  # indices known to map the pointer's `sequencer`
 
     def _request(self, what: str, method: str, url: str, body: Any = None, params: dict | None = None) -> Any:
         return _call(what, self.client.transport.perform_request, method, url, params=params, body=body)
@@ -315,13 +339,19 @@ class OpenSearchIndex:
 
     # ------------------------------------------------------------------ writes
 
-    def replace_document(self, ref: DocumentRef, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+    def replace_document(self, ref: DocumentRef, chunks: Sequence[Chunk], vectors: np.ndarray,
+                         sequencer: str = "") -> bool:
         if len(chunks) != len(vectors):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
-        self.write_version(self.writable_index(ref.user_id), ref, chunks, vectors)
+        return self.write_version(self.writable_index(ref.user_id), ref, chunks, vectors, sequencer)
 
-    def write_version(self, index: str, ref: DocumentRef, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+    def write_version(self, index: str, ref: DocumentRef, chunks: Sequence[Chunk], vectors: np.ndarray,
+                      sequencer: str = "") -> bool:
         """Chunks first, then the pointer, then the cleanup: see the module's docstring."""
+        if sequencer:
+            self._map_sequencer(index)
+            if overtaken(self._pointer(index, ref.document_id)[0], sequencer):
+                return False  # nothing written
         now_ms = int(time.time() * 1000)
         for start in range(0, len(chunks), BULK_CHUNKS):
             body = bulk_body(index, ref.user_id, chunks[start:start + BULK_CHUNKS],
@@ -330,15 +360,74 @@ class OpenSearchIndex:
             if answer.get("errors"):
                 self._raise_rejected(ref, answer["items"])
         self._request("refresh", "POST", f"/{index}/_refresh")
-        current = self._pointers(index, [ref.document_id]).get(ref.document_id)
-        previous = None if current is None else (
-            current["version"] if current["version"] != ref.version else current.get("previous"))
+        retired = self._switch(index, ref, now_ms, sequencer)
+        if retired is None:
+            return False
         # pointers are read with real-time gets and stale chunks are hidden by them: no refresh needed
-        self._request("switch version", "PUT", f"/{index}/_doc/{pointer_id(ref.document_id)}",
-                      body=pointer_body(ref, previous, now_ms))
         self._request("delete older versions", "POST", f"/{index}/_delete_by_query",
-                      body=stale_chunks_body(ref.user_id, ref.document_id, ref.version),
+                      body=stale_chunks_body(ref.user_id, ref.document_id, ref.version,
+                                             only=retired if sequencer else None),
                       params={"conflicts": "proceed"})
+        return True
+
+    def confirm_version(self, ref: DocumentRef, sequencer: str) -> bool:
+        """The pointer keeps its version and takes the later sequencer (compare-and-set)."""
+        index = self.alias_target(ref.user_id)
+        if index is None:
+            return False
+        self._map_sequencer(index)
+        while True:
+            current, condition = self._pointer(index, ref.document_id)
+            if current is None or current["version"] != ref.version or overtaken(current, sequencer):
+                return False
+            try:
+                self._request("confirm version", "PUT", f"/{index}/_doc/{pointer_id(ref.document_id)}",
+                              body={**current, "sequencer": sequencer}, params=condition)
+            except PipelineError as error:
+                if _conflict(error):
+                    continue
+                raise
+            return True
+
+    def _switch(self, index: str, ref: DocumentRef, now_ms: int, sequencer: str) -> list[str] | None:
+        """Point the document at `ref`'s version: the versions that retires, or None when a later
+        write or delete won the pointer first (this version's chunks are then removed again)."""
+        while True:
+            current, condition = self._pointer(index, ref.document_id)
+            known = [v for v in (current["version"], current.get("previous")) if v] if current else []
+            if overtaken(current, sequencer):
+                if ref.version not in known:
+                    self._request("delete overtaken version", "POST", f"/{index}/_delete_by_query",
+                                  body=stale_chunks_body(ref.user_id, ref.document_id, "", only=[ref.version]),
+                                  params={"conflicts": "proceed"})
+                return None
+            previous = None if current is None else (
+                current["version"] if current["version"] != ref.version else current.get("previous"))
+            try:
+                self._request("switch version", "PUT", f"/{index}/_doc/{pointer_id(ref.document_id)}",
+                              body=pointer_body(ref, previous, now_ms, sequencer), params=condition)
+            except PipelineError as error:
+                if _conflict(error):
+                    continue  # another writer switched it between our read and our write: look again
+                raise
+            return [v for v in known if v != ref.version]
+
+    def _pointer(self, index: str, document_id: str) -> tuple[dict | None, dict]:
+        """The document's pointer (a real-time get) and the condition that writes over exactly it."""
+        try:
+            answer = self._request("read pointer", "GET", f"/{index}/_doc/{pointer_id(document_id)}")
+        except PipelineError as error:
+            if _not_found(error):
+                return None, {"op_type": "create"}
+            raise
+        return answer["_source"], {"if_seq_no": answer["_seq_no"], "if_primary_term": answer["_primary_term"]}
+
+    def _map_sequencer(self, index: str) -> None:
+        """Indices made before pointers carried a sequencer learn the field (the mapping is strict)."""
+        if index not in self._sequenced:
+            self._request("map sequencer", "PUT", f"/{index}/_mapping",
+                          body={"properties": {"sequencer": {"type": "keyword"}}})
+            self._sequenced.add(index)
 
     @staticmethod
     def _raise_rejected(ref: DocumentRef, items: list[dict]) -> None:
@@ -352,16 +441,21 @@ class OpenSearchIndex:
             raise TransientError(message)
         raise PipelineError(message)
 
-    def delete_document(self, user_id: str, document_id: str) -> int:
-        """The pointer goes first (the document vanishes from searches at once), then its chunks."""
-        target = self.alias_target(user_id)
+    def delete_document(self, user_id: str, document_id: str, sequencer: str = "") -> int:
+        """The pointer goes first (the document vanishes from searches at once), then its chunks. A
+        sequenced delete leaves the pointer as a tombstone, unless a later version holds it."""
+        validate_user_id(user_id)
+        target = self.writable_index(user_id) if sequencer else self.alias_target(user_id)
         if target is None:
             return 0
-        try:
-            self._request("delete pointer", "DELETE", f"/{target}/_doc/{pointer_id(document_id)}")
-        except PipelineError as error:
-            if not _not_found(error):
-                raise
+        if sequencer and not self._bury(target, user_id, document_id, sequencer):
+            return 0
+        if not sequencer:
+            try:
+                self._request("delete pointer", "DELETE", f"/{target}/_doc/{pointer_id(document_id)}")
+            except PipelineError as error:
+                if not _not_found(error):
+                    raise
         answer = self._request("delete document", "POST", f"/{target}/_delete_by_query",
                                body=document_chunks_body(user_id, document_id), params={"conflicts": "proceed"})
         return int(answer.get("deleted", 0))
@@ -381,6 +475,25 @@ class OpenSearchIndex:
             self.drop_index(name)
             self._ready.discard(name)
         return int(counted.get("count", 0))
+
+    def _bury(self, index: str, user_id: str, document_id: str, sequencer: str) -> bool:
+        """Replace the pointer with a tombstone holding the delete's sequencer; False when a later
+        version holds the pointer (then the delete changes nothing)."""
+        self._map_sequencer(index)
+        tombstone = DocumentRef(user_id, "", "")
+        while True:
+            current, condition = self._pointer(index, document_id)
+            if overtaken(current, sequencer):
+                return False
+            body = {**pointer_body(tombstone, None, int(time.time() * 1000), sequencer), "document_id": document_id}
+            try:
+                self._request("bury pointer", "PUT", f"/{index}/_doc/{pointer_id(document_id)}", body=body,
+                              params=condition)
+            except PipelineError as error:
+                if _conflict(error):
+                    continue
+                raise
+            return True
 
     # ------------------------------------------------------------------ reads
 
@@ -450,7 +563,8 @@ class OpenSearchIndex:
         live = {}
         for hit in pointers["hits"]["hits"]:
             document_id, version = hit["_source"]["document_id"], hit["_source"]["version"]
-            live[document_id] = (version, chunks.get((document_id, version), 0))
+            if version:  # not a deleted document's tombstone
+                live[document_id] = (version, chunks.get((document_id, version), 0))
         return live
 
     # ------------------------------------------------------------------ a new embedding model

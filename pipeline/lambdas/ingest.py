@@ -4,7 +4,9 @@ Each handler is the edge of one step of `pipeline.steps` (the same steps `LocalR
 its event into an `IngestState` (S3 references, ids, counts, timings — never document text or
 vectors), runs the step, and returns the state as the dict the state machine passes on. The state
 machine (infra/stack.py, built from `pipeline.definition`) retries `TransientError` with the
-definition's backoff and routes anything else to `record_failure`.
+definition's backoff, ends quietly on the definition's `QUIET_ENDINGS` (a duplicate event while its
+first execution runs; a run overtaken by a later upload or delete of the file, which S3's `sequencer`
+orders) and routes anything else to `record_failure`.
 
 Here, and only here: Powertools logging, metrics and idempotency. Every stage is idempotent on
 (bucket, key, object version) through DynamoDB: a retried or re-driven execution returns the stored
@@ -66,7 +68,20 @@ def upload_from_event(event: dict) -> Upload:
     s3_object = parsed.detail.object
     return Upload(bucket=parsed.detail.bucket.name, key=s3_object.key,
                   version_id=s3_object.version_id or "",  # empty when versioning is off
-                  etag=s3_object.etag or "")
+                  etag=s3_object.etag or "", sequencer=event_order(s3_object.sequencer or ""))
+
+
+SEQUENCER_WIDTH = 32
+
+
+def event_order(sequencer: str) -> str:
+    """S3's `sequencer` as a string that compares like the events it orders. S3 documents it as a
+    hexadecimal value of no fixed length, compared after right-padding the shorter one with zeros;
+    padding every one to the same width (upper case) lets DynamoDB and SQLite compare plain strings."""
+    if len(sequencer) > SEQUENCER_WIDTH or any(c not in "0123456789abcdefABCDEF" for c in sequencer):
+        raise errors.PipelineError(f"the S3 event's sequencer {sequencer!r} is not a hexadecimal value of at most "
+                                   f"{SEQUENCER_WIDTH} digits")
+    return sequencer.upper().ljust(SEQUENCER_WIDTH, "0") if sequencer else ""
 
 
 def key_spellings(key: str) -> list[str]:
@@ -163,7 +178,9 @@ def chunk_stage(state: dict) -> dict:
 def embed_stage(state: dict) -> dict:
     """One Map item: the chunks [start, end) → a .npy artifact. Returns its reference and seconds."""
     started, attempt = time.perf_counter(), state.pop("attempt", 1)
-    part = steps.embed(components().ports(), DocumentRef(**state[StateField.REF]), Batch(**state[StateField.BATCH]))
+    upload = Upload(**state[StateField.UPLOAD])
+    part = steps.embed(components().ports(), DocumentRef(**state[StateField.REF]), Batch(**state[StateField.BATCH]),
+                       sequencer=upload.sequencer)
     return replace(part, seconds=round(time.perf_counter() - started, 3), attempts=attempt).to_dict()
 
 
@@ -239,7 +256,9 @@ def record_failure_stage(state: dict) -> dict:
 def delete_document(event: dict) -> dict:
     """`Object Deleted`: the document's chunks leave the user's index and its registry entry is marked
     deleted. Deleting a file nobody ingested is not an error. In a versioned bucket an old version
-    can be deleted (by a person or by the lifecycle rule) while the file stays: then nothing changes."""
+    can be deleted (by a person or by the lifecycle rule) while the file stays: then nothing changes.
+    The event's sequencer orders it against the file's uploads: an ingest still running for an earlier
+    upload stops, and an upload after the delete stays."""
     c = components()
     upload = upload_from_event(event)
     names = [parse_upload_key(key) for key in key_spellings(upload.key)]
@@ -248,7 +267,7 @@ def delete_document(event: dict) -> dict:
         logger.info("an old version was deleted; the file is still there", extra={"source": source})
         return {"user_id": user_id, "source": source, "chunks_removed": 0, "was_registered": False,
                 "ignored": "the file still exists (an older version was deleted)"}
-    removed, known = steps.delete_document(c.ports(), user_id, source)
+    removed, known = steps.delete_document(c.ports(), user_id, source, upload.sequencer)
     metrics.add_metric(name="DocumentsDeleted", unit=MetricUnit.Count, value=1 if known else 0)
     return {"user_id": user_id, "source": source, "chunks_removed": removed, "was_registered": known is not None}
 

@@ -14,7 +14,8 @@ from pipeline.models import Chunk, DocumentRef
 from pipeline.ports import SearchIndex
 
 
-def index_document(index: SearchIndex, ref: DocumentRef, chunks: Sequence[Chunk], vectors: np.ndarray) -> int:
-    """Replace whatever version of the document was searchable with this one; returns chunk count."""
-    index.replace_document(ref, chunks, vectors)
-    return len(chunks)
+def index_document(index: SearchIndex, ref: DocumentRef, chunks: Sequence[Chunk], vectors: np.ndarray,
+                   sequencer: str = "") -> bool:
+    """Replace whatever version of the document was searchable with this one; False when the index
+    had already applied a later version or delete of it (`sequencer` orders them) and kept that."""
+    return index.replace_document(ref, chunks, vectors, sequencer)

@@ -51,6 +51,28 @@ CREATE TABLE IF NOT EXISTS documents (
     PRIMARY KEY (user_id, source)
 );
 
+-- per file: its latest run's status (queued / processing / succeeded / failed / deleted) and reason,
+-- and the sequencer of the latest upload or delete applied to it (empty: unordered writes)
+CREATE TABLE IF NOT EXISTS document_state (
+    user_id     TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    document_id TEXT NOT NULL,
+    run_id      TEXT NOT NULL DEFAULT '',
+    status      TEXT NOT NULL,
+    reason      TEXT NOT NULL DEFAULT '',
+    sequencer   TEXT NOT NULL DEFAULT '',
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (user_id, source)
+);
+
+-- the index's side of the same order: the sequencer of the latest version or delete it applied
+CREATE TABLE IF NOT EXISTS index_order (
+    user_id     TEXT NOT NULL,
+    document_id TEXT NOT NULL,
+    sequencer   TEXT NOT NULL,
+    PRIMARY KEY (user_id, document_id)
+);
+
 CREATE TABLE IF NOT EXISTS runs (
     run_id     TEXT PRIMARY KEY,
     user_id    TEXT NOT NULL,

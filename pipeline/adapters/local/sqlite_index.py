@@ -43,15 +43,18 @@ class SqliteIndex:
 
     # ------------------------------------------------------------------ writes
 
-    def replace_document(self, ref: DocumentRef, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+    def replace_document(self, ref: DocumentRef, chunks: Sequence[Chunk], vectors: np.ndarray,
+                         sequencer: str = "") -> bool:
         """One transaction: the old version's rows go and the new ones arrive together, so a
-        concurrent search (WAL snapshot) sees exactly one version."""
+        concurrent search (WAL snapshot) sees exactly one version; the order check is in it too."""
         if len(chunks) != len(vectors):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
         validate_user_id(ref.user_id)
         terms = analyze_many([c.search_text for c in chunks])  # outside the write lock
         now = time.time()
         with self.db.transaction() as c:
+            if not self._take_turn(c, ref.user_id, ref.document_id, sequencer):
+                return False
             self._delete(c, ref.user_id, ref.document_id)
             for chunk, vector, chunk_terms in zip(chunks, vectors, terms, strict=True):
                 c.execute(
@@ -68,10 +71,19 @@ class SqliteIndex:
                     "INSERT INTO chunk_vectors (chunk_rowid, user_id, embedding) VALUES (?, ?, ?)",
                     (rowid, ref.user_id, np.asarray(vector, dtype=np.float32).tobytes()),
                 )
+        return True
 
-    def delete_document(self, user_id: str, document_id: str) -> int:
+    def confirm_version(self, ref: DocumentRef, sequencer: str) -> bool:
+        with self.db.transaction() as c:
+            live = list(c.execute("SELECT 1 FROM chunks WHERE user_id = ? AND document_id = ? AND version = ? LIMIT 1",
+                                  (ref.user_id, ref.document_id, ref.version)))
+            return bool(live) and self._take_turn(c, ref.user_id, ref.document_id, sequencer)
+
+    def delete_document(self, user_id: str, document_id: str, sequencer: str = "") -> int:
         validate_user_id(user_id)
         with self.db.transaction() as c:
+            if not self._take_turn(c, user_id, document_id, sequencer):
+                return 0
             return self._delete(c, user_id, document_id)
 
     def delete_user(self, user_id: str) -> int:
@@ -84,6 +96,21 @@ class SqliteIndex:
                 c.execute("DELETE FROM chunk_vectors WHERE chunk_rowid = ?", (rowid,))
             c.execute("DELETE FROM chunks WHERE user_id = ?", (user_id,))
         return len(rowids)
+
+    @staticmethod
+    def _take_turn(c, user_id: str, document_id: str, sequencer: str) -> bool:
+        """Record `sequencer` as the document's latest applied event, unless a later one is recorded
+        (then the caller writes nothing). No sequencer: an unordered write, always applied."""
+        if not sequencer:
+            return True
+        rows = list(c.execute("SELECT sequencer FROM index_order WHERE user_id = ? AND document_id = ?",
+                              (user_id, document_id)))
+        if rows and rows[0][0] > sequencer:
+            return False
+        c.execute("INSERT INTO index_order (user_id, document_id, sequencer) VALUES (?, ?, ?)"
+                  " ON CONFLICT (user_id, document_id) DO UPDATE SET sequencer = excluded.sequencer",
+                  (user_id, document_id, sequencer))
+        return True
 
     @staticmethod
     def _delete(c, user_id: str, document_id: str) -> int:
