@@ -290,7 +290,7 @@ class HanragStack(cdk.Stack):
                 point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                     point_in_time_recovery_enabled=True))
 
-        self.documents = table("Documents", "source")
+        self.documents = table("Documents", "source", ttl="expires_at")  # deleted documents' records expire
         self.runs = table("Runs", "run_key")
         self.history = table("ChatHistory", "turn_key", ttl="expires_at")
         self.idempotency = table("Idempotency", "", ttl="expiration", partition="id")

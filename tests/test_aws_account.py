@@ -6,6 +6,7 @@ synthesized state machine and the real handlers, as in test_aws_pipeline."""
 from __future__ import annotations
 
 import json
+import time
 from types import SimpleNamespace
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -168,8 +169,18 @@ def test_offboarding_leaves_nothing_of_the_user_and_everything_of_another(aws):
     assert c.index.hybrid_search(KIM, "월세", c.embedder.embed_query("월세"), 5) == []
     assert c.index.hybrid_search(LEE, "월세", c.embedder.embed_query("월세"), 5)[0].source == "주거안내.txt"
     assert call(KIM, "GET /sessions", chat=True) == (200, [])
-    # the pipeline's delete path, run for the deletes offboarding made, finds nothing left and fails nothing
+    # the pipeline's delete path, run for the deletes offboarding made, fails nothing; it leaves one
+    # record of the delete (to order it against a late ingest), which DynamoDB's TTL removes in 7 days
+    import boto3
+
+    from pipeline.adapters.aws.dynamodb import TOMBSTONE_SECONDS
     from pipeline.lambdas.ingest import delete_handler
 
     delete_handler(s3_event("Object Deleted", f"uploads/{KIM}/청년주거.txt", reason="DeleteObject"), CONTEXT)
-    assert set(everything_of(aws, KIM).values()) == {0}
+    table = boto3.resource("dynamodb", region_name="us-east-1").Table(c.settings.documents_table)
+    records = table.scan()["Items"]
+    tombstones = [r for r in records if r["user_id"] == KIM]
+    assert [(r["source"], r["status"]) for r in tombstones] == [("청년주거.txt", "deleted")]
+    assert 0 < int(tombstones[0]["expires_at"]) - time.time() <= TOMBSTONE_SECONDS
+    assert {k: v for k, v in everything_of(aws, KIM).items() if k != c.settings.documents_table} == dict.fromkeys(
+        [k for k in left if k != c.settings.documents_table], 0)

@@ -32,7 +32,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 
 from pipeline import errors, steps
 from pipeline.adapters.aws.s3 import S3BlobStore
-from pipeline.definition import DELETE_HANDLER, RECORD_FAILURE_HANDLER, STAGES, StateField, stage
+from pipeline.definition import StateField, stage
 from pipeline.lambdas.wiring import components
 from pipeline.models import Batch, DocumentRef, IngestState, Upload
 from pipeline.names import validate_source, validate_user_id
@@ -328,8 +328,3 @@ def record_failure_handler(event: dict, context) -> dict:
 @_entry
 def delete_handler(event: dict, context) -> dict:
     return delete_document(event)
-
-
-# the state machine's task names → handler paths (kept for callers; infra/stack.py reads the definition)
-HANDLERS = {**{s.name: s.handler for s in STAGES}, "record_failure": RECORD_FAILURE_HANDLER,
-            "delete": DELETE_HANDLER}

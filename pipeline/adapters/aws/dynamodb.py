@@ -52,6 +52,12 @@ LISTED = ("source", "document_id", "updated_at", *LISTED_DEFAULTS)
 RUN_FIELDS = ("source", "document_id", "updated_at", "stage_seconds", "last_status", "last_reason")
 
 
+# A deleted document's item outlives the delete only to order it against a late execution of an older
+# upload (executions last minutes; idempotency records 7 days): DynamoDB's TTL removes it after that,
+# so an offboarded user's last delete records go too.
+TOMBSTONE_SECONDS = 7 * 86400
+
+
 def _now() -> Decimal:
     return Decimal(str(round(time.time(), 3)))
 
@@ -95,7 +101,7 @@ class DynamoRegistry:
             "UpdateExpression": (
                 "SET document_id = :d, version = :v, content_hash = :v, title = :t, pages = :p,"
                 " chunks = :c, summary = :s, #status = :active, updated_at = :u"
-                + (", sequencer = :sequencer" if sequencer else "")
+                + (", sequencer = :sequencer" if sequencer else "") + " REMOVE expires_at"
             ),
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {
@@ -111,13 +117,14 @@ class DynamoRegistry:
         request = _ordered({
             "Key": {"user_id": user_id, "source": source},
             "UpdateExpression": (
-                "SET document_id = :d, #status = :deleted, chunks = :zero, last_status = :deleted, updated_at = :u"
-                + (", sequencer = :sequencer" if sequencer else "")
+                "SET document_id = :d, #status = :deleted, chunks = :zero, last_status = :deleted, updated_at = :u,"
+                " expires_at = :expires" + (", sequencer = :sequencer" if sequencer else "")
             ),
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {
                 ":d": DocumentRef(user_id, source, "").document_id, ":deleted": "deleted", ":zero": 0,
-                ":u": _now(), **({} if sequencer else {":active": "active"}),
+                ":u": _now(), ":expires": int(time.time()) + TOMBSTONE_SECONDS,
+                **({} if sequencer else {":active": "active"}),
             },
             "ReturnValues": "ALL_OLD",
         }, sequencer, also=None if sequencer else "#status = :active")
