@@ -1,8 +1,11 @@
 """Answer composition: retrieved chunks → an answer with citations.
 
-With an `LLM`, the chunks are given to it as quoted context under a Korean system prompt. Without
-one (the embedded default), the answer is extractive: the sentences of the top chunks that share
-the most content morphemes with the question, each followed by its citation mark.
+Without an LLM (the embedded default) the answer is extractive: every sentence and table row of the
+hits is a candidate (chat/candidates.py), the best one — the one holding the question's words and the
+kind of fact it asks for — is the reply, cut to its clauses around the fact when long, with the fact's
+span and the citation mark; below a relevance threshold the reply says nothing was found and points to
+the closest passages. With an `LLM`, the hits holding the best candidates are given to it as quoted
+context (tables as rows read with their headers) under a Korean system prompt.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ NOT_FOUND = "문서에서 질문에 대한 답을 찾지 못했습니다."
 # reply is "not found". Calibrated on KorQuAD questions asked of a user without their paragraph
 # (bench/RESULTS.md, "Answers").
 RELEVANCE_THRESHOLD = 0.35
+LLM_PASSAGES = 6  # hits quoted to a model, those holding the best candidates first
 
 
 @dataclass
@@ -73,20 +77,46 @@ def answer(question: str, hits: list[SearchHit], llm: LLM | None = None, max_sen
     if not hits:
         return Answer(NOT_FOUND)
     if llm is not None:
-        return Answer(llm.complete(SYSTEM_PROMPT, build_prompt(question, hits)).strip(),
-                      [_citation(h) for h in hits])
+        chosen, texts = llm_passages(question, hits)
+        return Answer(llm.complete(SYSTEM_PROMPT, build_prompt(question, chosen, texts=texts)).strip(),
+                      [_citation(h) for h in chosen])
     return extractive_answer(question, hits, max_sentences)
 
 
-def build_prompt(question: str, hits: list[SearchHit], history: Sequence[dict] = ()) -> str:
+def llm_passages(question: str, hits: Sequence[SearchHit], limit: int = LLM_PASSAGES
+                 ) -> tuple[list[SearchHit], list[str]]:
+    """What a model reads: the hits holding the best candidates first (the top hit always among them),
+    a table as its rows read with their header (`항목: 건강검진, 지원 금액: 연 50만 원`)."""
+    ranked = ranked_candidates(question, hits)
+    order: list[int] = []
+    for candidate in ranked:
+        if candidate.rank not in order:
+            order.append(candidate.rank)
+    order += [rank for rank in range(len(hits)) if rank not in order]
+    order = order[:limit] if 0 in order[:limit] else [*order[:limit - 1], 0]
+    texts = []
+    for rank in order:
+        hit = hits[rank]
+        rows = sorted((c for c in ranked if c.rank == rank and c.kind == "row"), key=lambda c: c.position)
+        if rows:
+            prose = "\n".join(line for line in hit.text.splitlines() if not line.lstrip().startswith("|")).strip()
+            texts.append("\n".join([prose, *(c.text for c in rows)]).strip())
+        else:
+            texts.append(hit.text)
+    return [hits[rank] for rank in order], texts
+
+
+def build_prompt(question: str, hits: Sequence[SearchHit], history: Sequence[dict] = (),
+                 texts: Sequence[str] | None = None) -> str:
     """Retrieved text goes in as quoted, numbered context: data for the model, not instructions.
 
     The earlier turns (already cut to the token budget) come first, quoted the same way, so the
     model can resolve "그건?" without taking anything in them as an order.
     """
+    texts = texts if texts is not None else [h.text for h in hits]
     quoted = "\n".join(
-        f'<passage id="{i}" source="{_attribute(h.source)}" page="{h.page}">\n{_quote(h.text)}\n</passage>'
-        for i, h in enumerate(hits, start=1)
+        f'<passage id="{i}" source="{_attribute(h.source)}" page="{h.page}">\n{_quote(text)}\n</passage>'
+        for i, (h, text) in enumerate(zip(hits, texts, strict=True), start=1)
     )
     prompt = f"<context>\n{quoted}\n</context>\n\n질문: {question}"
     if history:
@@ -116,11 +146,12 @@ def stream_answer(question: str, hits: list[SearchHit], llm: LLM | None = None,
         yield from (AnswerEvent("token", piece) for piece in in_pieces(result.text))
     elif llm is not None:
         written: list[str] = []
-        for token in llm.stream(SYSTEM_PROMPT, build_prompt(question, hits, history)):
+        chosen, texts = llm_passages(question, hits)
+        for token in llm.stream(SYSTEM_PROMPT, build_prompt(question, chosen, history, texts)):
             if token:
                 written.append(token)
                 yield AnswerEvent("token", token)
-        result = Answer("".join(written).strip() or NOT_FOUND, [_citation(h) for h in hits])
+        result = Answer("".join(written).strip() or NOT_FOUND, [_citation(h) for h in chosen])
     else:
         result = extractive_answer(question, hits, max_sentences)
         yield from (AnswerEvent("token", piece) for piece in in_pieces(result.text))
@@ -158,13 +189,47 @@ def extractive_answer(question: str, hits: list[SearchHit], max_sentences: int =
     for candidate in chosen:
         if candidate.rank not in cited:
             cited.append(candidate.rank)
-        if candidate.fact is not None and fact is None:
-            start, end = candidate.fact
-            fact = {"start": length + start, "end": length + end, "text": candidate.text[start:end]}
-        part = f"{candidate.text} [{cited.index(candidate.rank) + 1}]"
+        text, span = trimmed(candidate.text, candidate.fact)
+        if span is not None and fact is None:
+            fact = {"start": length + span[0], "end": length + span[1], "text": text[span[0]:span[1]]}
+        part = f"{text} [{cited.index(candidate.rank) + 1}]"
         parts.append(part)
         length += len(part) + 1
     return Answer(" ".join(parts), [_citation(hits[rank]) for rank in cited], fact)
+
+
+SHORT_REPLY = 160  # characters without citation marks; a longer sentence is cut to its clauses around the fact
+_CLAUSE_END = re.compile(r"(?<=[,;])\s+|\s+(?=-\s)|(?<=[며고서])\s+(?=\S{2,})")
+
+
+def trimmed(text: str, fact: tuple[int, int] | None, limit: int = SHORT_REPLY) -> tuple[str, tuple[int, int] | None]:
+    """The sentence, or when longer than `limit` its clauses around the fact; the fact's span in it."""
+    if len(text) <= limit:
+        return text, fact
+    starts = [0] + [m.end() for m in _CLAUSE_END.finditer(text)]
+    ends = [m.start() for m in _CLAUSE_END.finditer(text)] + [len(text)]
+    clauses = list(zip(starts, ends, strict=True))
+    where = fact[0] if fact else 0
+    i = next((n for n, (s, e) in enumerate(clauses) if s <= where < e), 0)
+    first = last = i
+    while True:  # grow to the neighbouring clauses while the whole stays short
+        grown = False
+        if last + 1 < len(clauses) and clauses[last + 1][1] - clauses[first][0] <= limit:
+            last, grown = last + 1, True
+        if first > 0 and clauses[last][1] - clauses[first - 1][0] <= limit:
+            first, grown = first - 1, True
+        if not grown:
+            break
+    start, end = clauses[first][0], clauses[last][1]
+    if end - start > limit:  # one long clause: the words around the fact
+        start = max(start, where - limit // 2)
+        start = text.rfind(" ", 0, start) + 1 if start > 0 else 0
+        end = min(len(text), start + limit)
+        end = text.rfind(" ", start, end) if end < len(text) and " " in text[start:end] else end
+    piece = text[start:end].rstrip(" ,;")
+    if fact is None or not (start <= fact[0] and fact[1] <= start + len(piece)):
+        return piece + ("…" if end < len(text) else ""), None
+    return piece + ("…" if end < len(text) else ""), (fact[0] - start, fact[1] - start)
 
 
 def ranked_candidates(question: str, hits: Sequence[SearchHit]) -> list[Candidate]:

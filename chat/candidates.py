@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pipeline.korean import analyze_many, clean_sentence, kiwi, sentences
+from pipeline.korean import CONTENT_TAGS, analyze_many, clean_sentence, kiwi, sentences
 from pipeline.korean import _lock as kiwi_lock
 from pipeline.models import SearchHit
 
@@ -26,7 +26,7 @@ AnswerType = Literal["amount", "count", "date", "place", "person", "term"]
 
 # Question words and light nouns: they say what kind of answer is wanted, not what about.
 _QUESTION_WORDS = frozenset({"얼마", "언제", "무엇", "뭐", "무슨", "어디", "누구", "몇", "어떻", "어떠", "왜", "어느",
-                             "어떤", "것", "수", "때", "정도", "경우", "하", "있", "되", "이", "되", "나", "알"})
+                             "어떤", "것", "수", "때", "정도", "경우", "하", "있", "되", "이", "나", "알"})
 # Words that name the kind of answer in a question without a question word ("지원 금액은?").
 _TYPE_NOUNS: dict[str, AnswerType] = {
     "금액": "amount", "규모": "amount", "비용": "amount", "예산": "amount", "가격": "amount", "액수": "amount",
@@ -40,13 +40,16 @@ _TYPE_NOUNS: dict[str, AnswerType] = {
 # The same word written three ways in Korean tables: 연간 정원, 정원(年), 정원(연).
 _SYNONYMS = {"年": "연", "연간": "연", "매년": "연", "월간": "월", "月": "월", "日": "일", "人": "명"}
 
-_UNIT = r"(?:조|억|만|천|백)?\s*(?:원|달러|불|엔|유로|위안|%|퍼센트|%p|배|톤|t|kg|g|km|m|cm|mm|㎞|㎡|평|리터|ℓ|L|GB|MB|Wh|kWh|MW|GW)"
+_UNIT = (r"(?:조|억|만|천|백)?\s*(?:원|달러|불|엔|유로|위안|%|퍼센트|%p|배|톤|t|kg|g|km|m|cm|mm|㎞|㎡|평|리터|ℓ|L|GB|MB"
+         r"|Wh|kWh|MW|GW)")
 _NUMBER = r"\d[\d,]*(?:\.\d+)?"
 _PATTERNS: dict[str, re.Pattern] = {
-    "amount": re.compile(rf"(?:연\s*|월\s*|약\s*|총\s*)?{_NUMBER}\s*(?:조|억|만|천)\s*(?:{_NUMBER}\s*(?:억|만|천)\s*)?원?"
+    "amount": re.compile(rf"(?:연\s*|월\s*|약\s*|총\s*)?{_NUMBER}\s*(?:조|억|만|천)\s*"
+                         rf"(?:{_NUMBER}\s*(?:억|만|천)\s*)?원?"
                          rf"|(?:연\s*|월\s*|약\s*|총\s*)?{_NUMBER}\s*{_UNIT}(?![가-힣A-Za-z])"
                          rf"|(?:연\s*|월\s*|약\s*|총\s*)?{_NUMBER}\s*{_UNIT}|전액|무료"),
-    "count": re.compile(rf"(?:연\s*|약\s*|총\s*)?{_NUMBER}\s*(?:명|개사|개소|개국|개월|개|곳|건|회|차수|차|가지|대|척|편|권|"
+    "count": re.compile(rf"(?:연\s*|약\s*|총\s*)?{_NUMBER}\s*"
+                        r"(?:명|개사|개소|개국|개월|개|곳|건|회|차수|차|가지|대|척|편|권|"
                         r"마리|종|번|위|층|세|살|년|주|일|시간|분|초|호|기|부|장|쪽|석|표|점)"),
     "date": re.compile(r"(?:1[0-9]|20)\d{2}\s*년(?:\s*\d{1,2}\s*월)?(?:\s*\d{1,2}\s*일)?|(?:1[0-9]|20)\d{2}\.\s?\d{1,2}"
                        r"(?:\.\s?\d{1,2})?\.?|[‘'’]\d{2}(?:\.\s?\d{1,2}){0,2}\.?(?:\s*월)?|\d{1,2}\s*월\s*\d{1,2}\s*일|"
@@ -73,6 +76,8 @@ class Candidate:
     coverage: float = 0.0  # weighted share of the question's words it holds (context counts a third)
     score: float = 0.0
     fact: tuple[int, int] | None = None  # span of `text` holding the asked-for fact
+    names: list[tuple[int, int]] = field(default_factory=list)  # proper nouns (NNP), merged when adjacent
+    foreign: list[tuple[int, int]] = field(default_factory=list)  # foreign words (SL) of 2+ letters
 
 
 @dataclass(frozen=True)
@@ -154,54 +159,49 @@ def read_hits(hits: Sequence[SearchHit]) -> list[Candidate]:
     page_words: dict[tuple[str, int], list[str]] = {}
     for rank, hit in enumerate(hits):
         position = 0
-        lines = hit.text.splitlines()
-        text_lines: list[str] = []
-        table: list[str] = []
-
-        def flush_text() -> None:
-            nonlocal position
-            if text_lines:
-                for sentence in sentences("\n".join(text_lines)):
-                    cleaned = clean_sentence(sentence)
-                    if len(cleaned) >= 8 and cleaned not in seen:
-                        seen.add(cleaned)
-                        found.append(Candidate(cleaned, rank, position, "sentence"))
-                        position += 1
-                text_lines.clear()
-
-        def flush_table() -> None:
-            nonlocal position
-            if table:
-                for candidate in table_rows(table, rank, position):
-                    if candidate.text not in seen:
-                        seen.add(candidate.text)
-                        found.append(candidate)
-                        position += 1
-                table.clear()
-
-        for line in lines:
-            if line.lstrip().startswith("|"):
-                flush_text()
-                table.append(line)
+        for is_table, lines in _blocks(hit.text):
+            if is_table:
+                read = table_rows(lines, rank, position)
             else:
-                flush_table()
-                text_lines.append(line)
-        flush_text()
-        flush_table()
+                read = [Candidate(cleaned, rank, position, "sentence")
+                        for cleaned in map(clean_sentence, sentences("\n".join(lines))) if len(cleaned) >= 8]
+            for candidate in read:
+                if candidate.text not in seen:
+                    seen.add(candidate.text)
+                    candidate.position = position
+                    found.append(candidate)
+                    position += 1
         if hit.kind != "table":
             page_words.setdefault((hit.document_id, hit.page_start), []).append(hit.text)
     if not found:
         return found
-    analyses = analyze_many([c.text for c in found])
+    with kiwi_lock:
+        tokenized = list(kiwi().tokenize([c.text for c in found]))
+    analyses = [[t.form.lower() for t in tokens if t.tag in CONTENT_TAGS] for tokens in tokenized]
+    for candidate, tokens in zip(found, tokenized, strict=True):
+        candidate.names = _merge_adjacent([(t.start, t.end) for t in tokens if t.tag == "NNP"], candidate.text)
+        candidate.foreign = [(t.start, t.end) for t in tokens if t.tag == "SL" and t.len > 1]
     contexts = analyze_many([f"{h.heading}\n{h.title}\n{_strip_table(h.text)}" for h in hits])
-    pages = {key: set(terms) for key, terms in zip(page_words, analyze_many(["\n".join(v) for v in page_words.values()]),
-                                                   strict=True)}
+    page_terms = analyze_many(["\n".join(v) for v in page_words.values()])
+    pages = {key: set(terms) for key, terms in zip(page_words, page_terms, strict=True)}
     for candidate, terms in zip(found, analyses, strict=True):
         hit = hits[candidate.rank]
         candidate.terms = {_normal(t) for t in terms} | set(_years(candidate.text))
         around = set(contexts[candidate.rank]) | pages.get((hit.document_id, hit.page_start), set())
         candidate.context = {_normal(t) for t in around} | set(_years(hit.heading))
     return found
+
+
+def _blocks(text: str) -> list[tuple[bool, list[str]]]:
+    """Runs of Markdown table lines and runs of other lines, in order."""
+    blocks: list[tuple[bool, list[str]]] = []
+    for line in text.splitlines():
+        is_table = line.lstrip().startswith("|")
+        if blocks and blocks[-1][0] == is_table:
+            blocks[-1][1].append(line)
+        else:
+            blocks.append((is_table, [line]))
+    return blocks
 
 
 def _strip_table(text: str) -> str:
@@ -311,7 +311,7 @@ def locate_fact(question: Question, candidate: Candidate) -> tuple[int, int] | N
     text = candidate.text
     spans: list[tuple[int, int]] = []
     for kind in question.wanted:
-        spans = [s for s in _spans(kind, text) if not _in_question(text[s[0]:s[1]], question.text)]
+        spans = [s for s in _spans(kind, candidate) if not _in_question(text[s[0]:s[1]], question.text)]
         if spans:
             break
     if not spans:
@@ -349,17 +349,14 @@ def _in_question(span: str, question: str) -> bool:
     return "".join(span.split()) in "".join(question.split())
 
 
-def _spans(kind: AnswerType, text: str) -> list[tuple[int, int]]:
+def _spans(kind: AnswerType, candidate: Candidate) -> list[tuple[int, int]]:
+    text = candidate.text
     if kind in _PATTERNS:
         return [(m.start(), m.end()) for m in _PATTERNS[kind].finditer(text) if m.group().strip()]
-    with kiwi_lock:
-        tokens = kiwi().tokenize(text)
     if kind in ("place", "person"):
-        spans = [(t.start, t.end) for t in tokens if t.tag == "NNP"]
-    else:  # a term: a quoted name, a proper noun, a foreign word
-        spans = [(m.start(1), m.end(1)) for m in _QUOTED.finditer(text)]
-        spans += [(t.start, t.end) for t in tokens if t.tag in ("NNP", "SL") and len(t.form) > 1]
-    return _merge_adjacent(sorted(spans), text)
+        return candidate.names
+    # a term: a quoted name, a proper noun, a foreign word
+    return sorted([(m.start(1), m.end(1)) for m in _QUOTED.finditer(text)] + candidate.names + candidate.foreign)
 
 
 def _merge_adjacent(spans: list[tuple[int, int]], text: str) -> list[tuple[int, int]]:

@@ -275,7 +275,8 @@ def run_answers(dataset: Path, embedder: Embedder, out: Path, answerer: Answerer
 
 
 def print_answer_report(result: dict, file: TextIO | None = None) -> None:
-    print(f"KorQuAD 1.0 dev answers: {result['questions']} questions (seed {result['seed']}), top {result['k']} chunks\n"
+    print(f"KorQuAD 1.0 dev answers: {result['questions']} questions (seed {result['seed']}), "
+          f"top {result['k']} chunks\n"
           f"  gold answer in the reply {result['contains_gold']:.3f}; in a reply of at most {SHORT_ANSWER_CHARS} "
           f"characters {result['short_contains_gold']:.3f}; median reply {result['median_chars']} characters\n"
           f"  marked fact: exact match {result['fact_exact_match']:.3f}, F1 {result['fact_f1']:.3f}\n"
