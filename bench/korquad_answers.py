@@ -36,6 +36,7 @@ THRESHOLDS = (0.0, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7)
 def load_answerer(path: Path):
     spec = importlib.util.spec_from_file_location("baseline_answer", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
 
     def baseline(question, hits):

@@ -148,7 +148,8 @@ _LEADING_MARKS = re.compile(
     r"|\(\d{1,2}\)\s*|[①-⑳]\s*|<[^<>]{1,20}>\s*|\[[^\[\]]{1,20}\]\s+|참고\s*\d+\s+|붙임\s*\d*\s+)+"
 )
 _CITATION_MARKS = re.compile(r"\s*\*?\s*\[\d{1,3}\](?:\s*\[\d{1,3}\])*")
-_FOOTNOTE_STARS = re.compile(r"(?<=[가-힣A-Za-z0-9)\]」’”])\*{1,3}(?=[\s,.)·」]|$)")
+_FOOTNOTE_STARS = re.compile(r"(?<=[가-힣A-Za-z0-9)\]」’”])\*{1,3}(?=[\s,.)·」가-힣]|$)")
+_TRAILING_MARKS = re.compile(r"(?:\s+[□■◆◇○●◦ㅇ▲△▶▷➡→※*•·▪◈\-–⦁ㆍ]+)+$")
 
 
 def clean_sentence(text: str) -> str:
@@ -160,5 +161,6 @@ def clean_sentence(text: str) -> str:
     while previous != text:
         previous = text
         text = _LEADING_MARKS.sub("", text).strip()
+    text = _TRAILING_MARKS.sub("", text)
     text = re.sub(r"\s+([,.)\]」』])", r"\1", text)
     return " ".join(text.split()).strip(" *")
