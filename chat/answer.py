@@ -166,33 +166,35 @@ def in_pieces(text: str, words: int = 3) -> Iterator[str]:
 
 
 def extractive_answer(question: str, hits: list[SearchHit], max_sentences: int = 2,
-                      threshold: float = RELEVANCE_THRESHOLD) -> Answer:
+                      threshold: float = RELEVANCE_THRESHOLD, ranked: list[Candidate] | None = None) -> Answer:
     """The sentence or table row of the hits that holds what the question asks, with its citation and
     the fact marked; "not found" with the closest passages when no candidate bears on the question."""
     if not hits:
         return Answer(NOT_FOUND)
-    ranked = ranked_candidates(question, hits)
+    ranked = ranked_candidates(question, hits) if ranked is None else ranked
     best = ranked[0] if ranked else None
-    if best is None or best.coverage < threshold:
+    if best is None or best.relevance < threshold:
         return not_found(hits, ranked)
     chosen = [best]
     if max_sentences > 1 and best.fact is None:
-        # a sentence without the fact may be followed by the one holding it
-        follower = next((c for c in ranked[1:6] if c.rank == best.rank and c.position == best.position + 1
-                         and c.fact is not None and c.coverage >= threshold), None)
+        # a sentence without the fact may be followed by the one holding it; a question that asks for
+        # no fact in particular (어떻게, 왜) may be answered by two sentences of the passage alike
+        follower = next((c for c in ranked[1:6] if c.rank == best.rank and c.relevance >= threshold and (
+            (c.position == best.position + 1 and c.fact is not None) or c.score >= best.score - 0.02)), None)
         if follower is not None:
-            chosen.append(follower)
+            chosen = sorted([best, follower], key=lambda c: c.position)
     cited: list[int] = []
     parts: list[str] = []
     fact: dict | None = None
     length = 0
-    for candidate in chosen:
+    for n, candidate in enumerate(chosen):
         if candidate.rank not in cited:
             cited.append(candidate.rank)
         text, span = trimmed(candidate.text, candidate.fact)
         if span is not None and fact is None:
             fact = {"start": length + span[0], "end": length + span[1], "text": text[span[0]:span[1]]}
-        part = f"{text} [{cited.index(candidate.rank) + 1}]"
+        last_of_its_passage = n + 1 == len(chosen) or chosen[n + 1].rank != candidate.rank
+        part = f"{text} [{cited.index(candidate.rank) + 1}]" if last_of_its_passage else text
         parts.append(part)
         length += len(part) + 1
     return Answer(" ".join(parts), [_citation(hits[rank]) for rank in cited], fact)

@@ -74,6 +74,7 @@ class Candidate:
     terms: set[str] = field(default_factory=set)
     context: set[str] = field(default_factory=set)  # words of its chunk, heading and page around it
     coverage: float = 0.0  # weighted share of the question's words it holds (context counts a third)
+    relevance: float = 0.0  # the same share with every word alike (names double): what the threshold reads
     score: float = 0.0
     fact: tuple[int, int] | None = None  # span of `text` holding the asked-for fact
     names: list[tuple[int, int]] = field(default_factory=list)  # proper nouns (NNP), merged when adjacent
@@ -293,6 +294,10 @@ def score(question: Question, candidates: list[Candidate], hits: Sequence[Search
         held = sum(w for t, w in weights.items() if t in holds)
         around = sum(w for t, w in weights.items() if t not in holds and t in c.context)
         c.coverage = (held + around / 3) / total
+        plain = {t: question.emphasis.get(t, 1.0) for t in weights}
+        c.relevance = (sum(w for t, w in plain.items() if t in holds)
+                       + sum(w for t, w in plain.items() if t not in holds and t in c.context) / 3) / (
+                           sum(plain.values()) or 1.0)
         c.fact = locate_fact(question, c)
         typed = 0.0
         if question.wanted:
