@@ -22,7 +22,7 @@ from pipeline.korean import CONTENT_TAGS, analyze_many, clean_sentence, kiwi, se
 from pipeline.korean import _lock as kiwi_lock
 from pipeline.models import SearchHit
 
-AnswerType = Literal["amount", "count", "date", "place", "person", "term"]
+AnswerType = Literal["amount", "count", "date", "place", "person", "term", "change"]
 
 # Question words and light nouns: they say what kind of answer is wanted, not what about.
 _QUESTION_WORDS = frozenset({"얼마", "언제", "무엇", "뭐", "무슨", "어디", "누구", "몇", "어떻", "어떠", "왜", "어느",
@@ -55,6 +55,7 @@ _PATTERNS: dict[str, re.Pattern] = {
                        r"(?:\.\s?\d{1,2})?\.?|[‘'’]\d{2}(?:\.\s?\d{1,2}){0,2}\.?(?:\s*월)?|\d{1,2}\s*월\s*\d{1,2}\s*일|"
                        r"\d{1,2}\s*월(?:\s*[초중말])?|\d{1,2}\s*세기|\d{1,4}\s*년대|\d{3,4}\s*년"),
 }
+_PATTERNS["change"] = re.compile(r"[^\s(]*\d[^\s→]*\s*(?:→|⇒|->)\s*[^\s)]+|[^\s(]+\s*(?:→|⇒)\s*[^\s)]+")
 _QUOTED = re.compile(r"[「『“‘\"'<《]([^」』”’\"'>》]{1,40})[」』”’\"'>》]")
 _SERIAL_HEADERS = frozenset({"순번", "번호", "연번", "no", "no.", "#", "순위"})
 _ROW_SEPARATOR = re.compile(r"^\|?\s*:?-{2,}")
@@ -115,6 +116,8 @@ def read_question(text: str) -> Question:
             want("person")
         elif form in ("무엇", "뭐", "무슨", "어떤"):
             want("term")
+        elif form in ("바뀌", "변하", "달라지", "변경", "변화", "변동"):  # 어떻게 바뀌나요: from what to what
+            want("change")
         elif form in _TYPE_NOUNS and tag.startswith("NN"):
             want(_TYPE_NOUNS[form])
     if "amount" in wanted and "count" not in wanted:

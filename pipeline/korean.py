@@ -161,6 +161,7 @@ def clean_sentence(text: str) -> str:
     while previous != text:
         previous = text
         text = _LEADING_MARKS.sub("", text).strip()
+    text = re.sub(r"\s+<(?:표|그림|참고)\s*\d*>.*$", "", text)  # the caption of the next table
     text = _TRAILING_MARKS.sub("", text)
     text = re.sub(r"\s+([,.)\]」』])", r"\1", text)
     return " ".join(text.split()).strip(" *")
