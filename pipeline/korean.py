@@ -145,7 +145,7 @@ def _break_inside_word(tokens, junction: int) -> bool | str:
 # marks copied from another answer or a paper ("* [1]", "[2]").
 _LEADING_MARKS = re.compile(
     r"^(?:[□■◆◇○●◦ㅇ▲△▶▷➡→※*•·▪◈\-–⦁ㆍ>#]+\s*|\d{1,2}(?:\.\d{1,2})+\.?\s+|\d{1,2}[.)]\s+|[가-하][.)]\s+"
-    r"|\(\d{1,2}\)\s*|[①-⑳]\s*|<[^<>]{1,20}>\s*|\[[^\[\]]{1,20}\]\s+|참고\s*\d+\s+|붙임\s*\d*\s+)+"
+    r"|\(\d{1,2}\)\s*|[①-⑳]\s*|<[^<>]{1,20}>\s*|\[[^\[\]]{1,20}\]\s+|참고\s*\d*\s+|붙임\s*\d*\s+)+"
 )
 _CITATION_MARKS = re.compile(r"\s*\*?\s*\[\d{1,3}\](?:\s*\[\d{1,3}\])*")
 _FOOTNOTE_STARS = re.compile(r"(?<=[가-힣A-Za-z0-9)\]」’”])\*{1,3}(?=[\s,.)·」가-힣]|$)")
