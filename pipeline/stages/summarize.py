@@ -10,6 +10,7 @@ tables hold. With an `LLM`, it writes the summary from the opening text, tables 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from pipeline.models import ExtractedDocument
 from pipeline.ports import LLM
 
 MAX_INPUT_CHARS = 30_000  # TextRank is quadratic in sentences; the opening of a document suffices
+_DOT_LEADER = re.compile(r"(?:[·.…ㆍ]\s?){4,}")  # a table of contents line: "상생과 공존 ········14"
 LEDE_WINDOW = 4  # the summary opens with the best of the document's first sentences
 
 SUMMARY_SYSTEM_PROMPT = (
@@ -112,13 +114,13 @@ def describe_tables(doc: ExtractedDocument, shown: int = 3) -> str:
 
 
 def candidate_sentences(text: str) -> list[str]:
-    """Sentences worth quoting: whole lines joined, bullets and item numbers dropped, neither fragments
-    nor walls of text."""
+    """Sentences worth quoting: whole lines joined, bullets and item numbers dropped, neither fragments,
+    walls of text nor table-of-contents lines."""
     found = []
     for paragraph in text.split("\n\n"):
         for sentence in sentences(paragraph):
             sentence = clean_sentence(sentence)
-            if 20 <= len(sentence) <= 300:
+            if 20 <= len(sentence) <= 300 and not _DOT_LEADER.search(sentence):
                 found.append(sentence)
     return found
 
