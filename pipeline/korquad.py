@@ -21,7 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
+import re
+import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
@@ -32,7 +36,7 @@ from pipeline.adapters.local.database import Database
 from pipeline.adapters.local.sqlite_index import SqliteIndex
 from pipeline.errors import PipelineError
 from pipeline.evaluate import LatencySummary, score_rankings
-from pipeline.models import Chunk, DocumentRef, ExtractedDocument
+from pipeline.models import Chunk, DocumentRef, ExtractedDocument, SearchHit
 from pipeline.options import SearchOptions, fuse
 from pipeline.ports import Embedder
 from pipeline.stages.chunk import chunk_document, count_tokens
@@ -55,6 +59,7 @@ class DatasetMissing(PipelineError):
 class Question:
     text: str
     document_id: str
+    answers: tuple[str, ...] = ()  # the gold answer spans
 
 
 def require(path: Path) -> Path:
@@ -81,7 +86,8 @@ def load(path: Path) -> tuple[list[tuple[DocumentRef, ExtractedDocument]], list[
             elements = blocks(f"{title}\n\n{context}", page=1)
             elements[0].heading = True  # the title line; `_HEADING` only knows numbered section openers
             documents.append((ref, ExtractedDocument(source=ref.source, title=title, pages=1, elements=elements)))
-            questions += [Question(qa["question"], ref.document_id) for qa in paragraph["qas"]]
+            questions += [Question(qa["question"], ref.document_id, tuple(a["text"] for a in qa.get("answers", ())))
+                          for qa in paragraph["qas"]]
     return documents, questions
 
 
@@ -186,6 +192,96 @@ def run(dataset: Path, embedder: Embedder, out: Path, limit: int | None = None, 
     return {"paragraphs": len(documents), "chunks": len(chunks), "questions": len(questions),
             "index_seconds": round(index_seconds, 2), "embedding": embedding,
             "variants": evaluate(index, embedder, questions)}
+
+
+# ---------------------------------------------------------------------- answers
+
+# (question, hits) → (reply, fact or None, found): the extractive answer, or any other answerer
+Answerer = Callable[[str, list[SearchHit]], tuple[str, str | None, bool]]
+SHORT_ANSWER_CHARS = 160
+ANSWER_K = 10  # chunks an answer is chosen from, as `ChatOptions.k`
+_MARKS = re.compile(r"\s*\[\d+\]")
+
+
+def sample(questions: Sequence[Question], size: int | None, seed: int = 14) -> list[Question]:
+    """A fixed random sample (the same for every run with the same seed); all when size is None."""
+    if not size or size >= len(questions):
+        return list(questions)
+    return random.Random(seed).sample(list(questions), size)
+
+
+def _squeeze(text: str) -> str:
+    return "".join(text.split()).lower()
+
+
+def _tokens(text: str) -> list[str]:
+    return re.sub(r"[^\w\s]", " ", text.lower()).split()
+
+
+def f1(prediction: str, gold: str) -> float:
+    """Token F1 over whitespace words, punctuation dropped (the KorQuAD 1.0 script's measure)."""
+    predicted, wanted = _tokens(prediction), _tokens(gold)
+    common = sum(min(predicted.count(t), wanted.count(t)) for t in set(predicted))
+    if not common:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(wanted)
+    return 2 * precision * recall / (precision + recall)
+
+
+def evaluate_answers(index: SqliteIndex, embedder: Embedder, questions: Sequence[Question],
+                     answerer: Answerer, k: int = ANSWER_K) -> dict:
+    """Each question asked twice: of the user who has its paragraph (is the gold answer in a short
+    reply?), and of a user who has every paragraph but that one (does the reply admit it found nothing,
+    or answer wrongly?)."""
+    contains, short_contains, lengths, exact, f1s, unanswered = [], [], [], [], [], []
+    false_answers = []
+    for question in questions:
+        vector = embedder.embed_query(question.text)
+        hits = index.hybrid_search(USER, question.text, vector, 3 * k)
+        own = hits[:k]
+        reply, fact, found = answerer(question.text, own)
+        plain = _MARKS.sub("", reply).strip()
+        held = found and any(_squeeze(gold) in _squeeze(plain) for gold in question.answers)
+        contains.append(held)
+        short_contains.append(held and len(plain) <= SHORT_ANSWER_CHARS)
+        lengths.append(len(plain))
+        unanswered.append(not found)
+        picked = fact or ""
+        exact.append(any(_squeeze(picked) == _squeeze(gold) for gold in question.answers) if fact else False)
+        f1s.append(max((f1(picked, gold) for gold in question.answers), default=0.0) if fact else 0.0)
+        others = [hit for hit in hits if hit.document_id != question.document_id][:k]
+        _, _, answered = answerer(question.text, others)
+        false_answers.append(answered)
+    n = len(questions)
+    return {"questions": n, "k": k,
+            "contains_gold": round(sum(contains) / n, 4),
+            "short_contains_gold": round(sum(short_contains) / n, 4),
+            "median_chars": statistics.median(lengths),
+            "fact_exact_match": round(sum(exact) / n, 4), "fact_f1": round(sum(f1s) / n, 4),
+            "no_answer_rate": round(sum(unanswered) / n, 4),
+            "wrong_user_answer_rate": round(sum(false_answers) / n, 4)}
+
+
+def run_answers(dataset: Path, embedder: Embedder, out: Path, answerer: Answerer, size: int | None = 1000,
+                seed: int = 14, batch_size: int = 16, options: SearchOptions | None = None) -> dict:
+    """The answer benchmark on the same index as `run` (passage vectors from its cache)."""
+    documents, questions = load(dataset)
+    chosen = sample(questions, size, seed)
+    chunks_by_doc = {ref.document_id: chunk_document(doc, ref) for ref, doc in documents}
+    chunks = [chunk for ref, _ in documents for chunk in chunks_by_doc[ref.document_id]]
+    vectors, _ = passage_vectors(chunks, embedder, batch_size, out)
+    index, _ = build_index(documents, chunks_by_doc, vectors, out, options)
+    return {"paragraphs": len(documents), "seed": seed, **evaluate_answers(index, embedder, chosen, answerer)}
+
+
+def print_answer_report(result: dict, file: TextIO | None = None) -> None:
+    print(f"KorQuAD 1.0 dev answers: {result['questions']} questions (seed {result['seed']}), "
+          f"top {result['k']} chunks\n"
+          f"  gold answer in the reply {result['contains_gold']:.3f}; in a reply of at most {SHORT_ANSWER_CHARS} "
+          f"characters {result['short_contains_gold']:.3f}; median reply {result['median_chars']} characters\n"
+          f"  marked fact: exact match {result['fact_exact_match']:.3f}, F1 {result['fact_f1']:.3f}\n"
+          f"  \"not found\" with the paragraph indexed {result['no_answer_rate']:.3f}; an answer given without it "
+          f"(wrong user) {result['wrong_user_answer_rate']:.3f}", file=file)
 
 
 def print_report(result: dict, file: TextIO | None = None) -> None:

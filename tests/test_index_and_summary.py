@@ -8,12 +8,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import BANK, FINTECH, SAMPLES, TUNNEL
+from conftest import AVIATION, BANK, FINTECH, FIXTURES, SAMPLES, TUNNEL
 
 from pipeline.adapters.local.database import Database
 from pipeline.adapters.local.sqlite_index import SqliteIndex
 from pipeline.definition import STAGE_NAMES, STAGES
-from pipeline.korean import sentences
+from pipeline.korean import clean_sentence, sentences
 from pipeline.models import DocumentRef
 from pipeline.options import SearchOptions, fuse
 from pipeline.stages.chunk import chunk_document
@@ -104,7 +104,7 @@ def test_fusions_rank_a_document_found_by_both_first():
 def test_summary_is_at_most_five_korean_sentences_from_the_document(fintech):
     _, doc, _, _ = fintech
     summary = summarize(doc)
-    document_sentences = set(sentences(doc.text))
+    document_sentences = {clean_sentence(s) for s in sentences(doc.text)}  # bullets dropped
     picked = [s for s in document_sentences if s in summary]
     assert 1 <= len(picked) <= 5
     assert len(summary) <= sum(len(s) + 1 for s in picked)
@@ -152,3 +152,30 @@ def _reads_environment(node: ast.AST) -> bool:
         return True
     return isinstance(node, ast.Dict) and any(
         key is None and is_environ(value) for key, value in zip(node.keys, node.values, strict=True))
+
+
+BULLET_OR_NUMBER = ("-", "□", "ㅇ", "•", "▪", "*", "※", "○", "◦", "1.", "2.", "3.", "가.", "(1)")
+
+
+def test_a_summary_opens_with_the_lede_and_spans_the_sections():
+    doc = extract((FIXTURES / "복리후생 안내.docx").read_bytes(), "복리후생 안내.docx")
+    summary = summarize(doc, max_sentences=3)
+    assert summary.startswith("이 안내서는 2024년에 임직원이 받을 수 있는 복리후생 제도를 정리한 것입니다."), summary
+    assert "건강검진" in summary and "학자금" in summary, summary  # "1. 건강 지원" and "2. 생활 지원"
+
+
+@pytest.mark.parametrize("name", ["2020중기부업무계획.pdf", AVIATION])
+def test_summary_sentences_carry_no_bullets_item_numbers_or_footnote_stars(name):
+    doc = extract((FIXTURES / name).read_bytes(), name)
+    summary = summarize(doc)
+    picked = [s for s in {clean_sentence(s) for s in sentences(doc.text)} if len(s) >= 20 and s in summary]
+    assert 2 <= len(picked) <= 5, summary
+    assert not summary.startswith(BULLET_OR_NUMBER) and " ▪" not in summary and "* " not in summary, summary
+
+
+def test_a_document_of_tables_only_says_what_its_tables_hold():
+    doc = extract((FIXTURES / "hwp" / "real-8-tables.hwpx").read_bytes(), "real-8-tables.hwpx")
+    # its text is a few short labels, nothing a summary could quote
+    assert all(len(s) < 20 for e in doc.elements if e.kind == "text" for s in sentences(e.text))
+    summary = summarize(doc)
+    assert summary.startswith("표 8개로 된 문서입니다.") and "항목, 내용 열, 6행" in summary, summary

@@ -266,24 +266,33 @@ function addAssistantMessage() {
   return node;
 }
 
-// The answer's [n] marks become links that open passage n below it.
-function renderAnswer(node, text, citations = []) {
+// The answer's [n] marks become links that open passage n below it; the fact it names is bold.
+function renderAnswer(node, text, citations = [], fact = null) {
   const key = Math.random().toString(36).slice(2, 8);
   const body = node.querySelector(".text");
   body.replaceChildren();
-  let last = 0;
-  for (const match of text.matchAll(/\[(\d+)\]/g)) {
-    const n = Number(match[1]);
-    body.append(text.slice(last, match.index));
-    if (n >= 1 && n <= citations.length) {
-      body.append(el("a", { className: "mark", href: `#cite-${key}-${n}`, textContent: match[0],
-        onclick: () => { document.getElementById(`cite-${key}-${n}`).open = true; } }));
-    } else {
-      body.append(match[0]);
+  const marked = (segment) => {
+    let last = 0;
+    for (const match of segment.matchAll(/\[(\d+)\]/g)) {
+      const n = Number(match[1]);
+      body.append(segment.slice(last, match.index));
+      if (n >= 1 && n <= citations.length) {
+        body.append(el("a", { className: "mark", href: `#cite-${key}-${n}`, textContent: match[0],
+          onclick: () => { document.getElementById(`cite-${key}-${n}`).open = true; } }));
+      } else {
+        body.append(match[0]);
+      }
+      last = match.index + match[0].length;
     }
-    last = match.index + match[0].length;
+    body.append(segment.slice(last));
+  };
+  if (fact && text.slice(fact.start, fact.end) === fact.text) {
+    marked(text.slice(0, fact.start));
+    body.append(el("strong", { className: "fact", textContent: fact.text }));
+    marked(text.slice(fact.end));
+  } else {
+    marked(text);
   }
-  body.append(text.slice(last));
   node.querySelector(".citations")?.remove();
   if (citations.length) {
     node.append(el("div", { className: "citations" }, ...citations.map((c, i) =>
@@ -322,7 +331,7 @@ async function ask(message) {
           body.append(data.text);
           node.scrollIntoView({ block: "end" });
         } else if (event === "final") {
-          renderAnswer(node, data.answer, data.citations);
+          renderAnswer(node, data.answer, data.citations, data.fact);
           for (const warning of data.warnings || []) node.append(el("div", { className: "hint", textContent: warning }));
         } else if (event === "error") {
           node.append(el("div", { className: "error", textContent: `답을 만들지 못했습니다: ${data.reason}` }));

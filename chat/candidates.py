@@ -1,0 +1,378 @@
+"""Answer candidates: every sentence and every table row of the retrieved chunks, scored against the
+question.
+
+A sentence is cleaned of what the document drew around it (bullets, section numbers, footnote stars,
+copied citation marks); a table row is read with its header (`교육기관: 한서대학교, 정원(年): 108명`),
+a merged cell carried down from the row above. Each candidate is scored by the question's content
+words (Kiwi morphemes, the rarer among the candidates the heavier) and by the kind of answer the
+question asks for: 얼마 wants an amount with its unit, 몇 a count, 언제 a date, 어디 a place, 누구 a
+name, 무엇 a term. The fact itself — the expression of that kind nearest the question's words — is
+located in the candidate, so the reply can mark it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pipeline.korean import CONTENT_TAGS, analyze_many, clean_sentence, kiwi, sentences
+from pipeline.korean import _lock as kiwi_lock
+from pipeline.models import SearchHit
+
+AnswerType = Literal["amount", "count", "date", "place", "person", "term", "change"]
+
+# Question words and light nouns: they say what kind of answer is wanted, not what about.
+_QUESTION_WORDS = frozenset({"얼마", "언제", "무엇", "뭐", "무슨", "어디", "누구", "몇", "어떻", "어떠", "왜", "어느",
+                             "어떤", "것", "수", "때", "정도", "경우", "하", "있", "되", "이", "나", "알"})
+# Words that name the kind of answer in a question without a question word ("지원 금액은?").
+_TYPE_NOUNS: dict[str, AnswerType] = {
+    "금액": "amount", "규모": "amount", "비용": "amount", "예산": "amount", "가격": "amount", "액수": "amount",
+    "요금": "amount", "액": "amount", "비율": "amount", "금리": "amount", "이율": "amount", "매출": "amount",
+    "정원": "count", "인원": "count", "개수": "count", "기간": "count", "거리": "amount", "높이": "amount",
+    "연도": "date", "날짜": "date", "일자": "date", "시기": "date", "연대": "date", "년도": "date",
+    "장소": "place", "위치": "place", "지역": "place", "소재지": "place", "국가": "place", "나라": "place",
+    "도시": "place",
+    "이름": "term", "명칭": "term", "제목": "term",
+}
+# The same word written three ways in Korean tables: 연간 정원, 정원(年), 정원(연).
+_SYNONYMS = {"年": "연", "연간": "연", "매년": "연", "월간": "월", "月": "월", "日": "일", "人": "명"}
+
+_UNIT = (r"(?:조|억|만|천|백)?\s*(?:원|달러|불|엔|유로|위안|%|퍼센트|%p|배|톤|t|kg|g|km|m|cm|mm|㎞|㎡|평|리터|ℓ|L|GB|MB"
+         r"|Wh|kWh|MW|GW)")
+_NUMBER = r"\d[\d,]*(?:\.\d+)?"
+_PATTERNS: dict[str, re.Pattern] = {
+    "amount": re.compile(rf"(?:연\s*|월\s*|약\s*|총\s*)?{_NUMBER}\s*(?:조|억|만|천)\s*"
+                         rf"(?:{_NUMBER}\s*(?:억|만|천)\s*)?원?"
+                         rf"|(?:연\s*|월\s*|약\s*|총\s*)?{_NUMBER}\s*{_UNIT}(?![가-힣A-Za-z])"
+                         rf"|(?:연\s*|월\s*|약\s*|총\s*)?{_NUMBER}\s*{_UNIT}|전액|무료"),
+    "count": re.compile(rf"(?:연\s*|약\s*|총\s*)?{_NUMBER}\s*"
+                        r"(?:명|개사|개소|개국|개월|개|곳|건|회|차수|차|가지|대|척|편|권|"
+                        r"마리|종|번|위|층|세|살|년|주|일|시간|분|초|호|기|부|장|쪽|석|표|점)"),
+    "date": re.compile(r"(?:1[0-9]|20)\d{2}\s*년(?:\s*\d{1,2}\s*월)?(?:\s*\d{1,2}\s*일)?|(?:1[0-9]|20)\d{2}\.\s?\d{1,2}"
+                       r"(?:\.\s?\d{1,2})?\.?|[‘'’]\d{2}(?:\.\s?\d{1,2}){0,2}\.?(?:\s*월)?|\d{1,2}\s*월\s*\d{1,2}\s*일|"
+                       r"\d{1,2}\s*월(?:\s*[초중말])?|\d{1,2}\s*세기|\d{1,4}\s*년대|\d{3,4}\s*년"),
+}
+_PATTERNS["change"] = re.compile(r"[^\s(]*\d[^\s→]*\s*(?:→|⇒|->)\s*[^\s)]+|[^\s(]+\s*(?:→|⇒)\s*[^\s)]+")
+_QUOTED = re.compile(r"[「『“‘\"'<《]([^」』”’\"'>》]{1,40})[」』”’\"'>》]")
+_SERIAL_HEADERS = frozenset({"순번", "번호", "연번", "no", "no.", "#", "순위"})
+_ROW_SEPARATOR = re.compile(r"^\|?\s*:?-{2,}")
+_CELL_ITEMS = re.compile(r"\s(?=(?:[ㅇ○◦□■•\-*※]|[①-⑳])\s)")
+_YEAR = re.compile(r"(?<![\d.])(?:(1[0-9]|20)(\d{2})\s*년|[‘'’](\d{2})(?!\d))")
+
+
+@dataclass
+class Candidate:
+    """One sentence or one table row of one hit, as a reply could quote it."""
+
+    text: str
+    rank: int  # of the hit it comes from, 0 = the top hit
+    position: int  # in the hit
+    kind: Literal["sentence", "row"]
+    cells: list[tuple[str, str]] = field(default_factory=list)  # (header, value) of a row
+    terms: set[str] = field(default_factory=set)
+    context: set[str] = field(default_factory=set)  # words of its chunk, heading and page around it
+    coverage: float = 0.0  # weighted share of the question's words it holds (context counts a third)
+    relevance: float = 0.0  # the same share with every word alike (names double): what the threshold reads
+    score: float = 0.0
+    fact: tuple[int, int] | None = None  # span of `text` holding the asked-for fact
+    names: list[tuple[int, int]] = field(default_factory=list)  # proper nouns (NNP), merged when adjacent
+    foreign: list[tuple[int, int]] = field(default_factory=list)  # foreign words (SL) of 2+ letters
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    terms: list[str]  # content words, question words removed, normalized
+    wanted: tuple[AnswerType, ...]  # kinds of answer asked for, most specific first
+    emphasis: dict[str, float] = field(default_factory=dict)  # names count double, 금액/규모 a third
+
+
+def read_question(text: str) -> Question:
+    with kiwi_lock:
+        tokens = kiwi().tokenize(text)
+    forms = [(t.form.lower(), t.tag) for t in tokens]
+    wanted: list[AnswerType] = []
+
+    def want(kind: AnswerType) -> None:
+        if kind not in wanted:
+            wanted.append(kind)
+
+    for i, (form, tag) in enumerate(forms):
+        following = forms[i + 1][0] if i + 1 < len(forms) else ""
+        if form == "얼마":
+            want("amount")
+            want("count")
+        elif form == "몇":
+            want("date" if following in ("년도", "월", "일", "시") else "count")
+            want("amount")
+        elif form == "언제" or (form == "어느" and following in ("해", "날", "때", "시기", "연도")):
+            want("date")
+        elif form in ("어디", "어느") and following not in ("해", "날", "때"):
+            want("place")
+        elif form in ("누구", "누가") or (form == "어떤" and following in ("사람", "인물")):
+            want("person")
+        elif form in ("무엇", "뭐", "무슨", "어떤"):
+            want("term")
+        elif form in ("바뀌", "변하", "달라지", "변경", "변화", "변동"):  # 어떻게 바뀌나요: from what to what
+            want("change")
+        elif form in _TYPE_NOUNS and tag.startswith("NN"):
+            want(_TYPE_NOUNS[form])
+    if "amount" in wanted and "count" not in wanted:
+        wanted.append("count")
+    years = _years(text)
+    terms = [_normal(form) for form, tag in forms if tag in _CONTENT and form not in _QUESTION_WORDS
+             and not (tag == "SN" and f"year:{form}" in years)]
+    terms += years
+    emphasis = {_normal(form): 2.0 for form, tag in forms if tag in ("NNP", "SL", "SH")}
+    emphasis.update({year: 2.0 for year in years})
+    emphasis.update({form: 0.3 for form, tag in forms if form in _TYPE_NOUNS})
+    return Question(text, list(dict.fromkeys(terms)), tuple(wanted), emphasis)
+
+
+_CONTENT = frozenset({"NNG", "NNP", "NR", "SL", "SH", "SN", "XR", "VV", "VA", "MAG"})
+
+
+def _normal(term: str) -> str:
+    return _SYNONYMS.get(term, term)
+
+
+def _years(text: str) -> list[str]:
+    """'19, ’19년, 19년 and 2019년 all name the year 2019."""
+    found = []
+    for match in _YEAR.finditer(text):
+        century, short, quoted = match.groups()
+        digits = short or quoted
+        full = (century or ("20" if int(digits) < 50 else "19")) + digits
+        found.append(f"year:{full}")
+    for match in re.finditer(r"(?<!\d)(\d{2})\s*년(?!대)", text):  # 19년 추진현황
+        if not re.match(r"\d", text[match.start() - 1:match.start()] if match.start() else ""):
+            found.append(f"year:{'20' if int(match.group(1)) < 50 else '19'}{match.group(1)}")
+    return found
+
+
+# ---------------------------------------------------------------------- reading the hits
+
+
+def read_hits(hits: Sequence[SearchHit]) -> list[Candidate]:
+    """Every sentence and table row of the hits, each hit once, none repeated."""
+    found: list[Candidate] = []
+    seen: set[str] = set()
+    page_words: dict[tuple[str, int], list[str]] = {}
+    for rank, hit in enumerate(hits):
+        position = 0
+        for is_table, lines in _blocks(hit.text):
+            if is_table:
+                read = table_rows(lines, rank, position)
+            else:
+                read = [Candidate(cleaned, rank, position, "sentence")
+                        for cleaned in map(clean_sentence, sentences("\n".join(lines))) if len(cleaned) >= 8]
+            for candidate in read:
+                if candidate.text not in seen:
+                    seen.add(candidate.text)
+                    candidate.position = position
+                    found.append(candidate)
+                    position += 1
+        if hit.kind != "table":
+            page_words.setdefault((hit.document_id, hit.page_start), []).append(hit.text)
+    if not found:
+        return found
+    with kiwi_lock:
+        tokenized = list(kiwi().tokenize([c.text for c in found]))
+    analyses = [[t.form.lower() for t in tokens if t.tag in CONTENT_TAGS] for tokens in tokenized]
+    for candidate, tokens in zip(found, tokenized, strict=True):
+        candidate.names = _merge_adjacent([(t.start, t.end) for t in tokens if t.tag == "NNP"], candidate.text)
+        candidate.foreign = [(t.start, t.end) for t in tokens if t.tag == "SL" and t.len > 1]
+    contexts = analyze_many([f"{h.heading}\n{h.title}\n{_strip_table(h.text)}" for h in hits])
+    page_terms = analyze_many(["\n".join(v) for v in page_words.values()])
+    pages = {key: set(terms) for key, terms in zip(page_words, page_terms, strict=True)}
+    for candidate, terms in zip(found, analyses, strict=True):
+        hit = hits[candidate.rank]
+        candidate.terms = {_normal(t) for t in terms} | set(_years(candidate.text))
+        around = set(contexts[candidate.rank]) | pages.get((hit.document_id, hit.page_start), set())
+        candidate.context = {_normal(t) for t in around} | set(_years(hit.heading))
+    return found
+
+
+def _blocks(text: str) -> list[tuple[bool, list[str]]]:
+    """Runs of Markdown table lines and runs of other lines, in order."""
+    blocks: list[tuple[bool, list[str]]] = []
+    for line in text.splitlines():
+        is_table = line.lstrip().startswith("|")
+        if blocks and blocks[-1][0] == is_table:
+            blocks[-1][1].append(line)
+        else:
+            blocks.append((is_table, [line]))
+    return blocks
+
+
+def _strip_table(text: str) -> str:
+    """A table chunk's words that are not in its cells: none; a text chunk: all of it."""
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("|"))
+
+
+def _cells(line: str) -> list[str]:
+    line = line.strip()
+    if line.startswith("|"):
+        line = line[1:]
+    if line.endswith("|"):
+        line = line[:-1]
+    return [" ".join(cell.replace("<br>", " ").split()) for cell in line.split("|")]
+
+
+def table_rows(lines: Sequence[str], rank: int = 0, position: int = 0) -> list[Candidate]:
+    """A Markdown table's rows read with their header; a long cell (a list in one cell) is split into
+    its items, each read with the column's header and the row's label."""
+    rows = [_cells(line) for line in lines if not _ROW_SEPARATOR.match(line.strip().lstrip("|").strip())]
+    if len(rows) < 2:
+        header, body = [], rows
+    else:
+        header, body = rows[0], rows[1:]
+    width = max(len(r) for r in rows)
+    header = (header + [""] * width)[:width]
+    for i in range(1, width):  # a header cell merged over two columns is written once
+        if not header[i] and header[i - 1] and header[i - 1].lower() not in _SERIAL_HEADERS:
+            header[i] = header[i - 1]
+    serial = {i for i, name in enumerate(header) if name.lower() in _SERIAL_HEADERS}
+    found: list[Candidate] = []
+    above: list[str] = []
+    for raw in body:
+        row = (raw + [""] * width)[:width]
+        filled = [i for i, cell in enumerate(row) if cell and i not in serial]
+        if above and filled:
+            # merged cells: the empty ones left of the first filled one repeat the row above
+            row = [above[i] if not cell and i < filled[0] and i not in serial else cell for i, cell in enumerate(row)]
+        above = row
+        pairs = _pairs(header, row, serial)
+        if not pairs:
+            continue
+        long_cells = [i for i, (_, value) in enumerate(pairs) if len(value) > 120]
+        if not long_cells:
+            found.append(_row_candidate(pairs, rank, position + len(found)))
+            continue
+        label = [p for i, p in enumerate(pairs) if i not in long_cells and len(p[1]) <= 40][:2]
+        for i in long_cells:
+            name, value = pairs[i]
+            for item in _CELL_ITEMS.split(value):
+                item = clean_sentence(item)
+                if len(item) >= 8:
+                    found.append(_row_candidate([*label, (name, item)], rank, position + len(found)))
+    return found
+
+
+def _pairs(header: list[str], row: list[str], serial: set[int]) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for i, value in enumerate(row):
+        value = clean_sentence(value) if value else ""
+        if not value or i in serial or (pairs and pairs[-1][1] == value):
+            continue
+        name = header[i] if header[i] != value else ""
+        pairs.append((name, value))
+    return pairs
+
+
+def _row_candidate(pairs: list[tuple[str, str]], rank: int, position: int) -> Candidate:
+    text = ", ".join(f"{name}: {value}" if name else value for name, value in pairs)
+    return Candidate(text, rank, position, "row", cells=pairs)
+
+
+# ---------------------------------------------------------------------- scoring
+
+
+def score(question: Question, candidates: list[Candidate], hits: Sequence[SearchHit]) -> list[Candidate]:
+    """Candidates best first, each with its coverage, score and fact span."""
+    if not candidates:
+        return []
+    n = len(candidates)
+    weights = {}
+    for term in question.terms:
+        df = sum(1 for c in candidates if term in c.terms or (len(term) > 1 and term in c.text.lower()))
+        weights[term] = math.log(1 + (n + 1) / (df + 0.5)) * question.emphasis.get(term, 1.0)
+    total = sum(weights.values()) or 1.0
+    for c in candidates:
+        squeezed = "".join(c.text.lower().split())
+        holds = {t for t in weights if t in c.terms or (len(t) > 1 and not t.startswith("year:") and t in squeezed)}
+        held = sum(w for t, w in weights.items() if t in holds)
+        around = sum(w for t, w in weights.items() if t not in holds and t in c.context)
+        c.coverage = (held + around / 3) / total
+        plain = {t: question.emphasis.get(t, 1.0) for t in weights}
+        c.relevance = (sum(w for t, w in plain.items() if t in holds)
+                       + sum(w for t, w in plain.items() if t not in holds and t in c.context) / 3) / (
+                           sum(plain.values()) or 1.0)
+        c.fact = locate_fact(question, c)
+        typed = 0.0
+        if question.wanted:
+            typed = 0.25 if c.fact is not None else -0.15
+        length = len(c.text)
+        c.score = (c.coverage + typed - 0.005 * c.rank + 0.05 * hits[c.rank].score
+                   - 0.0015 * max(0, length - 160) - (0.3 if c.text.endswith("?") else 0.0)
+                   - (0.1 if length < 15 else 0.0))
+    return sorted(candidates, key=lambda c: (-c.score, c.rank, c.position))
+
+
+def locate_fact(question: Question, candidate: Candidate) -> tuple[int, int] | None:
+    """The span of the asked-for kind nearest the question's words, not itself in the question."""
+    if not question.wanted:
+        return None
+    text = candidate.text
+    spans: list[tuple[int, int]] = []
+    for kind in question.wanted:
+        spans = [s for s in _spans(kind, candidate) if not _in_question(text[s[0]:s[1]], question.text)]
+        if spans:
+            break
+    if not spans:
+        return None
+    lowered = text.lower()
+    years = {t for t in question.terms if t.startswith("year:")}
+    anchors = [m.end() for m in _YEAR.finditer(text) if set(_years(m.group())) & years]
+    anchors += [m.end() for m in re.finditer(r"(?<!\d)\d{2}\s*년", text) if set(_years(m.group())) & years]
+    if not anchors:
+        anchors = [m.start() for t in question.terms if not t.startswith("year:") and len(t) > 1
+                   for m in re.finditer(re.escape(t), lowered)]
+    if candidate.kind == "row":
+        # the value under a header the question names is the fact when it holds one; a header naming
+        # the kind of answer (정원, 금액) before one merely sharing a word (훈련과정)
+        offset, under = 0, []
+        for name, value in candidate.cells:
+            label = f"{name}: " if name else ""
+            start = offset + len(label)
+            named = [t for t in question.terms if len(t) > 1 and t in name.lower()]
+            inside = [s for s in spans if start <= s[0] < start + len(value)]
+            if named and inside:
+                typed = any(t in _TYPE_NOUNS for t in named)
+                # "20명×6차수 = 120명": the total after the equals sign
+                pick = inside[-1] if "=" in value else inside[0]
+                under.append((0 if typed else 1, pick))
+            offset = start + len(value) + 2
+        if under:
+            return min(under)[1]
+    if not anchors:
+        return spans[0]
+    return min(spans, key=lambda s: min(abs(s[0] - a) if s[0] >= a else 2 * (a - s[1]) for a in anchors))
+
+
+def _in_question(span: str, question: str) -> bool:
+    return "".join(span.split()) in "".join(question.split())
+
+
+def _spans(kind: AnswerType, candidate: Candidate) -> list[tuple[int, int]]:
+    text = candidate.text
+    if kind in _PATTERNS:
+        return [(m.start(), m.end()) for m in _PATTERNS[kind].finditer(text) if m.group().strip()]
+    if kind in ("place", "person"):
+        return candidate.names
+    # a term: a quoted name, a proper noun, a foreign word
+    return sorted([(m.start(1), m.end(1)) for m in _QUOTED.finditer(text)] + candidate.names + candidate.foreign)
+
+
+def _merge_adjacent(spans: list[tuple[int, int]], text: str) -> list[tuple[int, int]]:
+    """한국 항공 대학교 tokens next to each other are one name."""
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and (start == merged[-1][1] or (start == merged[-1][1] + 1 and text[merged[-1][1]] == " ")):
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged

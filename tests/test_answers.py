@@ -1,0 +1,97 @@
+"""The extractive answer names the fact, from the right passage (issue 14): the three questions a new
+user asked of real documents, the fact marked, no markers copied from the document, "not found" for
+a user who lacks the document, and the same candidates in an LLM's prompt."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from chat.answer import NOT_FOUND
+from chat.history import SqliteHistory
+from chat.retrieve import Retriever
+from chat.service import ChatService, ChatTurn
+from tests.conftest import AVIATION, FIXTURES, SAMPLES, TUNNEL, make_runner
+
+PLAN = "2020중기부업무계획.pdf"
+BENEFITS = "복리후생 안내.docx"
+STRAY = re.compile(r"\*\s*\[\d+\]|^\s*(?:\d+(?:\.\d+)+|[□ㅇ•\-*※])\s")
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory, embedder):
+    """`kim` holds the aviation table PDF, the 2020 SME work plan and the benefits DOCX; `park` only
+    the tunnel guideline."""
+    runner = make_runner(tmp_path_factory.mktemp("answers-home"), embedder)
+    records = runner.ingest("kim", [(FIXTURES / AVIATION, AVIATION), (FIXTURES / PLAN, PLAN),
+                                    (FIXTURES / BENEFITS, BENEFITS)])
+    records += runner.ingest("park", [(SAMPLES / TUNNEL, TUNNEL)])
+    assert [r.status for r in records] == ["succeeded"] * 4, [r.reason for r in records]
+    return runner
+
+
+def ask(runner, user: str, question: str, llm=None) -> ChatTurn:
+    chat = ChatService(Retriever(runner.embedder, runner.index), SqliteHistory(runner.index.db), runner.registry, llm)
+    final = list(chat.respond(user, "answers", question))[-1]
+    assert isinstance(final, ChatTurn)
+    return final
+
+
+@pytest.mark.parametrize(("question", "fact", "source", "page"), [
+    ("한서대학교 조종사 양성과정의 연간 정원은?", "108명", AVIATION, 2),
+    ("2019년 벤처투자 규모는 얼마였나요?", "4.3조원", PLAN, 11),
+    ("건강검진 지원 금액은?", "연 50만 원", BENEFITS, 1),
+])
+def test_the_reply_names_the_fact_from_the_right_passage(runner, question, fact, source, page):
+    reply = ask(runner, "kim", question).to_dict()
+    text = reply["answer"]
+    assert fact in text, text
+    assert reply["fact"]["text"] == fact and text[reply["fact"]["start"]:reply["fact"]["end"]] == fact
+    assert [(c["source"], c["page"]) for c in reply["citations"]] == [(source, page)]
+    assert text.endswith(" [1]") and text.count("[") == 1, text  # one citation mark, none copied
+    assert not STRAY.search(text), text
+    assert len(text) <= 160 + len(" [1]"), text
+
+
+def test_a_table_row_is_read_with_its_header(runner):
+    text = ask(runner, "kim", "한서대학교 조종사 양성과정의 연간 정원은?").answer.text
+    assert "교육기관: 한서대학교" in text and "정원(年): 108명" in text and "|" not in text, text
+
+
+def test_no_leading_section_number_and_no_unasked_sentence(runner):
+    # the tunnel guideline's scope sentence is numbered "3.1" in the document
+    text = ask(runner, "park", "도로터널 결로 대책 가이드라인은 연장 몇 km 이상의 터널에 적용하나요?").answer.text
+    assert "1km" in text.replace(" ", "") or "1 km" in text, text
+    assert not text.startswith(("3.1", "3. ", "1.")) and text.count("[") == 1, text
+
+
+def test_a_user_without_the_document_is_told_nothing_was_found(runner):
+    reply = ask(runner, "park", "건강검진 지원 금액은?").answer
+    assert reply.text.startswith(NOT_FOUND) and "50만" not in reply.text, reply.text
+    # with the closest passages to look at, each cited
+    assert reply.citations and all(c.source == TUNNEL for c in reply.citations)
+    assert f"「{TUNNEL}」" in reply.text and reply.fact is None
+
+
+class RecordingLLM:
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    def complete(self, system: str, prompt: str) -> str:
+        self.prompts.append(prompt)
+        return "연 50만 원입니다 [1]"
+
+    def stream(self, system: str, prompt: str):
+        self.prompts.append(prompt)
+        yield "연 50만 원입니다 [1]"
+
+
+def test_an_llm_reads_the_same_candidates_tables_as_rows_with_headers(runner):
+    llm = RecordingLLM()
+    reply = ask(runner, "kim", "건강검진 지원 금액은?", llm)
+    prompt = llm.prompts[-1]
+    first = prompt.split("</passage>")[0]
+    assert "항목: 건강검진, 지원 금액: 연 50만 원, 대상: 임직원 및 배우자" in first, first
+    assert "| 건강검진 |" not in prompt
+    assert reply.answer.citations[0].source == BENEFITS
