@@ -11,7 +11,7 @@ from typing import Literal
 from pipeline.korean import analyze, sentences
 from pipeline.models import Element, ExtractedDocument
 from pipeline.ports import LLM
-from pipeline.stages.summarize import summarize
+from pipeline.summarizer import summarize
 
 SummaryKind = Literal["document", "conversation"]
 
