@@ -294,3 +294,32 @@ def test_a_running_file_shows_its_stage(server, browser, gated, tmp_path):
     finally:
         gated.gate.set()
     WebDriverWait(browser, RUN_SECONDS).until(lambda d: (d.execute_script(row) or [None])[0] == "succeeded")
+
+
+GOVERNMENT_CHARACTERS = "｢｣ᆞㆍ①㉠※"  # in Korean public documents, missing from most system fonts
+
+
+def test_the_characters_of_government_documents_are_drawn_not_boxes(server, browser):
+    """Each character, drawn in the page's own font stack, differs from the box a font draws for a
+    character it lacks (a private-use code point no font has): the page ships a font for them."""
+    _, url = server
+    browser.get(url)
+    drawn = browser.execute_async_script("""
+        const [characters, done] = arguments;
+        const family = getComputedStyle(document.documentElement).fontFamily;
+        document.fonts.load('32px ' + family, characters).then(faces => {
+            const draw = text => {
+                const canvas = document.createElement('canvas');
+                canvas.width = canvas.height = 48;
+                const context = canvas.getContext('2d');
+                context.font = '32px ' + family;
+                context.fillText(text, 4, 36);
+                return canvas.toDataURL();
+            };
+            const box = draw('\\u{10FFFD}');
+            done({family, faces: faces.map(f => f.family),
+                  boxes: [...characters].filter(ch => draw(ch) === box)});
+        });""", GOVERNMENT_CHARACTERS)
+    assert drawn["family"].startswith('"Hanrag Symbols"')
+    assert "Hanrag Symbols" in drawn["faces"]
+    assert drawn["boxes"] == []
