@@ -9,9 +9,9 @@ import re
 import pytest
 
 from chat.answer import NOT_FOUND
-from chat.history import SqliteHistory
 from chat.retrieve import Retriever
 from chat.service import ChatService, ChatTurn
+from pipeline.adapters.local.history import SqliteHistory
 from tests.conftest import AVIATION, FIXTURES, SAMPLES, TUNNEL, make_runner
 
 PLAN = "2020중기부업무계획.pdf"
