@@ -36,7 +36,16 @@ def summarize(doc: ExtractedDocument, llm: LLM | None = None, max_sentences: int
     sections = section_sentences(doc)
     if not any(sections):
         return describe_tables(doc)
-    return " ".join(spanning_summary(sections, max_sentences))
+    return " ".join(_closed(sentence) for sentence in spanning_summary(sections, max_sentences))
+
+
+_CLOSED = tuple(".!?。…\"'”’)」』]")
+
+
+def _closed(sentence: str) -> str:
+    """A 개조식 item ("…희망할 경우에는 진행", "…판단함") ends without a period in the document; joined to
+    the next one it would run on, so in a summary it gets one."""
+    return sentence if sentence.endswith(_CLOSED) else sentence + "."
 
 
 def section_sentences(doc: ExtractedDocument) -> list[list[str]]:

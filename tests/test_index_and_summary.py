@@ -107,7 +107,7 @@ def test_summary_is_at_most_five_korean_sentences_from_the_document(fintech):
     document_sentences = {clean_sentence(s) for s in sentences(doc.text)}  # bullets dropped
     picked = [s for s in document_sentences if s in summary]
     assert 1 <= len(picked) <= 5
-    assert len(summary) <= sum(len(s) + 1 for s in picked)
+    assert len(summary) <= sum(len(s) + 2 for s in picked)  # a space between; a period closes a 개조식 item
     assert "핀테크" in summary
     hangul = sum("가" <= ch <= "힣" for ch in summary)
     assert hangul / max(1, sum(ch.isalpha() for ch in summary)) > 0.8
@@ -179,3 +179,14 @@ def test_a_document_of_tables_only_says_what_its_tables_hold():
     assert all(len(s) < 20 for e in doc.elements if e.kind == "text" for s in sentences(e.text))
     summary = summarize(doc)
     assert summary.startswith("표 8개로 된 문서입니다.") and "항목, 내용 열, 6행" in summary, summary
+
+
+def test_summary_items_that_end_without_a_period_do_not_run_into_the_next(fintech):
+    """Press releases are written in 개조식 items ("… 추가 결성"); quoted one after another they must stay apart."""
+    _, doc, _, _ = fintech
+    summary = summarize(doc)
+    items = [s for s in {clean_sentence(s) for s in sentences(doc.text)} if s in summary and not s.endswith(".")]
+    assert items, "the fintech release's summary quotes at least one 개조식 item"
+    for item in items:
+        after = summary[summary.index(item) + len(item):]
+        assert after == "" or after.startswith(". ") or after == ".", (item, after[:20])
