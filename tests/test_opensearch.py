@@ -249,13 +249,17 @@ def test_a_bulk_request_with_rejected_items_fails_alone_and_its_retry_doubles_no
 def test_serve_uploads_and_answers_from_opensearch(opensearch_node, embedder, home):
     from fastapi.testclient import TestClient
 
+    from pipeline.adapters.local.accounts import SqliteAccounts
+    from pipeline.adapters.local.database import Database
     from pipeline.serve import local_app
-    from tests.test_serve import chat, login, wait_for_run
+    from tests.test_serve import BASE, CHEAP, chat, wait_for_run
 
     user = new_user()
-    app = local_app(os_settings(home, opensearch_node), embedder=embedder)
-    with TestClient(app) as client:
-        login(client, user)
+    settings = os_settings(home, opensearch_node)
+    SqliteAccounts(Database(settings.database_path), CHEAP).add(user, "os-비밀번호-1")
+    app = local_app(settings, embedder=embedder)
+    with TestClient(app, base_url=BASE) as client:
+        assert client.post("/api/login", json={"user": user, "password": "os-비밀번호-1"}).status_code == 200
         with (SAMPLES / FINTECH).open("rb") as pdf:
             queued = client.post("/api/documents", files=[("files", (FINTECH, pdf, "application/pdf"))])
         assert queued.status_code == 202
