@@ -5,8 +5,15 @@ stub hosted login that signs ID tokens with a test key."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import secrets
+import threading
+import time
+from types import SimpleNamespace
 
+import pytest
 from test_aws_infra import ROOT, resources, synthesized
 
 
@@ -142,3 +149,252 @@ def test_the_outputs_give_a_url_a_person_can_open():
     readme = (ROOT / "infra/README.md").read_text()
     assert "WebUrl" in readme
 
+
+
+# ---------------------------------------------------------------------------- the page, in Chromium
+# A loopback stand-in of the deployed site: chat/static and a config.json pointing at itself (as the
+# BucketDeployment writes one), a stub of Cognito's /oauth2/authorize and /oauth2/token (PKCE checked,
+# ID tokens signed with a test key), the HTTP API routes served by the real `http_handler` and
+# `account_handler` over moto (each bearer token verified as API Gateway's JWT authorizer does), and a
+# WebSocket whose messages go to the real `handle_message`, its `send` writing frames to the socket.
+
+
+ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example"
+CLIENT = "web-client-id"
+KIM = "3f1c2a9e-0d4b-4c1e-9a77-5b2f1e0c9d11"  # a Cognito `sub`
+EMAIL = "kim@example.com"
+QUESTION = "지방은행이 시중은행으로 전환하려면 어떤 인가 절차를 거치나요?"
+ROUTES = ("/documents", "/sessions", "/sessions/{session_id}", "/ask", "/uploads", "/me")
+ACCOUNT_ROUTES = {"POST /uploads", "DELETE /uploads", "DELETE /me"}
+WAIT_SECONDS = 240  # a busy 2-core machine; not a speed assertion
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class DeployedSite:
+    """What CloudFront, Cognito and API Gateway would be, on one loopback origin."""
+
+    def __init__(self, aws) -> None:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.aws = aws
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.codes: dict[str, dict] = {}
+        self.frames: list[dict] = []  # every WebSocket frame sent to the page
+        self.api_users: list[str] = []  # the verified `sub` of each HTTP API call
+        self.token_requests: list[dict] = []
+        self.base = ""
+
+    def id_token(self) -> str:
+        import jwt
+
+        claims = {"sub": KIM, "email": EMAIL, "iss": ISSUER, "aud": CLIENT, "token_use": "id",
+                  "exp": int(time.time()) + 3600}
+        return jwt.encode(claims, self.key, algorithm="RS256")
+
+    def claims(self, token: str) -> dict:
+        from chat import handler
+
+        return handler.verify_token(token, issuer=ISSUER, client_id=CLIENT, signing_key=lambda _: self.key.public_key())
+
+    def app(self):
+        from fastapi import FastAPI, Request, WebSocket
+        from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+        from fastapi.staticfiles import StaticFiles
+        from starlette.concurrency import run_in_threadpool
+
+        from chat import handler
+
+        static = ROOT / "chat" / "static"
+        app = FastAPI()
+
+        def csp() -> dict[str, str]:  # the policy's shape, with this one origin in every place
+            ws = self.base.replace("http://", "ws://")
+            return {"Content-Security-Policy": "; ".join([
+                "default-src 'none'", "script-src 'self'", "style-src 'self'", "font-src 'self'", "img-src 'self'",
+                f"connect-src 'self' {ws}", "form-action 'self'", "base-uri 'none'", "frame-ancestors 'none'"])}
+
+        @app.get("/")
+        def page() -> Response:
+            return FileResponse(static / "index.html", headers=csp())
+
+        @app.get("/config.json")
+        def config() -> dict:
+            return {"mode": "aws", "region": "us-east-1", "http_api": f"{self.base}/api",
+                    "websocket": f"{self.base.replace('http://', 'ws://')}/ws", "login": f"{self.base}/login",
+                    "client_id": CLIENT}
+
+        @app.get("/login/oauth2/authorize")
+        def authorize(request: Request) -> Response:
+            q = request.query_params
+            asked = (q.get("client_id"), q.get("redirect_uri"), q.get("response_type"))
+            if asked != (CLIENT, f"{self.base}/", "code") \
+                    or q.get("code_challenge_method") != "S256" or not q.get("code_challenge"):
+                return JSONResponse({"error": "invalid_request"}, 400)
+            code = secrets.token_urlsafe(16)
+            self.codes[code] = {"challenge": q["code_challenge"], "scope": q.get("scope", "")}
+            return RedirectResponse(f"{q['redirect_uri']}?code={code}&state={q.get('state', '')}", 302)
+
+        @app.post("/login/oauth2/token")
+        async def token(request: Request) -> Response:
+            form = dict((await request.form()).items())
+            self.token_requests.append(form)
+            grant = self.codes.pop(form.get("code", ""), None)
+            verifier = form.get("code_verifier", "")
+            if grant is None or form.get("grant_type") != "authorization_code" or form.get("client_id") != CLIENT \
+                    or form.get("redirect_uri") != f"{self.base}/" \
+                    or _b64url(hashlib.sha256(verifier.encode()).digest()) != grant["challenge"]:
+                return JSONResponse({"error": "invalid_grant"}, 400)
+            return JSONResponse({"id_token": self.id_token(), "access_token": "unused", "expires_in": 3600,
+                                 "token_type": "Bearer"})
+
+        @app.api_route("/api/{path:path}", methods=["GET", "POST", "DELETE"])
+        async def api(path: str, request: Request) -> Response:
+            try:
+                claims = self.claims(request.headers.get("authorization", "").removeprefix("Bearer "))
+            except Exception:
+                return JSONResponse({"message": "Unauthorized"}, 401)  # what the JWT authorizer answers
+            self.api_users.append(claims["sub"])
+            route, params = _route(f"/{path}")
+            if route is None:
+                return JSONResponse({"message": "Not Found"}, 404)
+            key = f"{request.method} {route}"
+            event = {"routeKey": key, "pathParameters": params, "queryStringParameters": dict(request.query_params),
+                     "body": (await request.body()).decode() or None,
+                     "requestContext": {"authorizer": {"jwt": {"claims": claims}}}}
+            context = SimpleNamespace(function_name="chat", memory_limit_in_mb=2048, aws_request_id="req",
+                                      invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:chat",
+                                      get_remaining_time_in_millis=lambda: 29_000)
+            function = handler.account_handler if key in ACCOUNT_ROUTES else handler.http_handler
+            answer = await run_in_threadpool(function, event, context)
+            return Response(answer["body"], answer["statusCode"], media_type="application/json")
+
+        @app.websocket("/ws")
+        async def ws(socket: WebSocket) -> None:
+            import anyio
+
+            policy = handler.authorize({"methodArn": "arn:aws:execute-api:us-east-1:1:api/prod/$connect",
+                                        "queryStringParameters": dict(socket.query_params)},
+                                       ISSUER, CLIENT, lambda _: self.key.public_key())
+            if policy["policyDocument"]["Statement"][0]["Effect"] != "Allow":
+                await socket.close(code=1008)
+                return
+            await socket.accept()
+
+            def send(frame: dict) -> None:
+                self.frames.append(frame)
+                anyio.from_thread.run(socket.send_text, json.dumps(frame, ensure_ascii=False))
+
+            while True:
+                try:
+                    text = await socket.receive_text()
+                except Exception:
+                    return
+                event = {"requestContext": {"routeKey": "$default", "connectionId": "c-1", "domainName": "127.0.0.1",
+                                            "stage": "prod", "authorizer": policy["context"]}, "body": text}
+                await run_in_threadpool(handler.handle_message, event, send)
+
+        app.mount("/static", StaticFiles(directory=static), name="static")
+        return app
+
+
+def _route(path: str) -> tuple[str | None, dict]:
+    """The HTTP API's route template for a path, and its path parameters."""
+    for template in ROUTES:
+        parts, given = template.strip("/").split("/"), path.strip("/").split("/")
+        if len(parts) == len(given) and all(p.startswith("{") or p == g for p, g in zip(parts, given, strict=True)):
+            return template, {p[1:-1]: g for p, g in zip(parts, given, strict=True) if p.startswith("{")}
+    return None, {}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    import uvicorn
+    from conftest import BANK, SAMPLES
+    from test_aws_pipeline import aws_environment, upload_and_run
+    from test_browser import free_port
+
+    with aws_environment(tmp_path_factory.mktemp("hanrag-site")) as aws:
+        execution = upload_and_run(aws, SAMPLES / BANK, KIM, BANK)  # Kim's document, ingested before the visit
+        assert execution["status"] == "SUCCEEDED", execution.get("cause")
+        stub = DeployedSite(aws)
+        port = free_port()
+        stub.base = f"http://127.0.0.1:{port}"
+        server = uvicorn.Server(uvicorn.Config(stub.app(), host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield stub
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from test_browser import CHROMEDRIVER, CHROMIUM
+
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.fail("needs Debian's chromium and chromium-driver", pytrace=False)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-site-profile')}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_a_user_signs_in_through_the_hosted_login_sees_their_documents_and_gets_a_streamed_cited_answer(site, browser):
+    from conftest import BANK
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, WAIT_SECONDS)
+    browser.get(f"{site.base}/")
+    wait.until(seen.visibility_of_element_located((By.ID, "login-cognito-button")))
+    assert not browser.find_element(By.ID, "login-form").is_displayed()  # no password form on AWS
+    browser.find_element(By.ID, "login-cognito-button").click()
+
+    wait.until(seen.visibility_of_element_located((By.ID, "app")))
+    assert browser.find_element(By.ID, "user-name").text == f"{EMAIL} 님"
+    assert "code=" not in browser.current_url  # the one-time code is dropped from the address bar
+    [exchange] = site.token_requests
+    assert exchange["code_verifier"] and exchange["redirect_uri"] == f"{site.base}/"  # PKCE, checked by the stub
+    stored = json.loads(browser.execute_script("return sessionStorage.getItem('hanrag.tokens')"))
+    assert site.claims(stored["id_token"])["sub"] == KIM
+    assert browser.execute_script("return localStorage.getItem('hanrag.tokens')") is None  # this tab only
+
+    wait.until(lambda b: BANK in [e.text for e in b.find_elements(By.CSS_SELECTOR, "#documents-list .name")])
+    facts = browser.find_element(By.CSS_SELECTOR, "#documents-list .facts").text
+    assert facts.startswith("7쪽")  # the registry's page count, through GET /documents
+    assert set(site.api_users) == {KIM}  # every API call carried Kim's verified token
+
+    box = browser.find_element(By.ID, "chat-input")
+    box.send_keys(QUESTION)
+    browser.find_element(By.ID, "chat-send").click()
+    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, ".message.assistant .citations summary"))
+    citation = browser.find_element(By.CSS_SELECTOR, ".message.assistant .citations summary").text
+    assert citation.startswith(f"[1] {BANK}, ") and citation.endswith("쪽")
+    final = site.frames[-1]
+    assert final["type"] == "final" and final["citations"][0]["source"] == BANK
+    tokens = [f for f in site.frames if f["type"] == "token"]
+    assert tokens and "".join(f["text"] for f in tokens) == final["answer"]  # streamed, then the whole
+    shown = browser.find_element(By.CSS_SELECTOR, ".message.assistant .text").text
+    assert shown == final["answer"] and "[1]" in shown
+    assert "시중은행" in final["citations"][0]["text"]
+
+    # the turn is in Kim's history (DynamoDB under moto): a reload shows the conversation again
+    browser.refresh()
+    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, ".message.user"))
+    assert browser.find_element(By.CSS_SELECTOR, ".message.user").text == QUESTION
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]  # CSP violations included
