@@ -403,3 +403,16 @@ def test_a_user_signs_in_through_the_hosted_login_sees_their_documents_and_gets_
     assert browser.find_element(By.CSS_SELECTOR, ".message.user").text == QUESTION
     # CSP violations included; the favicon the page never names is the browser's own guess
     assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "favicon" not in e["message"]]
+
+
+def test_hanrag_serve_has_no_config_json_so_the_same_page_stays_in_local_mode(tmp_path, embedder):
+    from fastapi.testclient import TestClient
+    from test_serve import BASE
+
+    from pipeline.config import Settings
+    from pipeline.serve import local_app
+
+    with TestClient(local_app(Settings(home=tmp_path), embedder=embedder), base_url=BASE) as client:
+        assert client.get("/").status_code == 200
+        assert client.get("/config.json").status_code == 404  # app.js: no config, the local /api
+        assert client.get("/static/config.json").status_code == 404
