@@ -12,6 +12,7 @@ import secrets
 import threading
 import time
 from types import SimpleNamespace
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from fastapi import FastAPI, Request, WebSocket
@@ -189,6 +190,7 @@ class DeployedSite:
         self.frames: list[dict] = []  # every WebSocket frame sent to the page
         self.api_users: list[str] = []  # the verified `sub` of each HTTP API call
         self.token_requests: list[dict] = []
+        self.grants: list[dict] = []
         self.base = ""
 
     def id_token(self) -> str:
@@ -269,7 +271,31 @@ class DeployedSite:
                                       get_remaining_time_in_millis=lambda: 29_000)
             function = handler.account_handler if key in ACCOUNT_ROUTES else handler.http_handler
             answer = await run_in_threadpool(function, event, context)
-            return Response(answer["body"], answer["statusCode"], media_type="application/json")
+            body = answer["body"]
+            if key == "POST /uploads" and answer["statusCode"] == 200:  # S3 is moto, in this process: PUT here
+                grant = json.loads(body)
+                url = urlsplit(grant["url"])
+                self.grants.append(grant)
+                body = json.dumps({**grant, "url": f"{self.base}/s3/{url.netloc}{url.path}?{url.query}"})
+            return Response(body, answer["statusCode"], media_type="application/json")
+
+        @app.put("/s3/{host}/{path:path}")
+        async def s3_put(host: str, path: str, request: Request) -> Response:
+            """The pre-signed PUT, passed to moto as sent; then what EventBridge and the queue would do:
+            the upload's execution starts."""
+            import requests
+            from test_aws_pipeline import BUCKET, object_created, run
+
+            raw = request.scope["raw_path"].decode().split("/", 3)[3]
+            target = f"https://{host}/{raw}?{request.url.query}"
+            data = await request.body()
+            put = await run_in_threadpool(lambda: requests.put(
+                target, data=data, headers={"Content-Type": request.headers.get("content-type", "")}, timeout=10))
+            if put.status_code == 200:
+                key = unquote(raw)
+                version = self.aws.s3.head_object(Bucket=BUCKET, Key=key)["VersionId"]
+                threading.Thread(target=run, args=(self.aws, object_created(key, version)), daemon=True).start()
+            return Response(put.content, put.status_code)
 
         @app.websocket("/ws")
         async def ws(socket: WebSocket) -> None:
@@ -416,3 +442,41 @@ def test_hanrag_serve_has_no_config_json_so_the_same_page_stays_in_local_mode(tm
         assert client.get("/").status_code == 200
         assert client.get("/config.json").status_code == 404  # app.js: no config, the local /api
         assert client.get("/static/config.json").status_code == 404
+
+
+NOTE = ("청년 주거 지원 사업 안내\n\n"
+        "만 19세부터 34세까지의 청년은 월세를 최대 12개월 동안 20만 원까지 지원받을 수 있습니다.\n")
+
+
+def test_a_file_dropped_on_the_page_goes_up_through_a_presigned_url_and_is_listed_once_ingested(site, browser,
+                                                                                                 tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, WAIT_SECONDS)
+    if not browser.current_url.startswith(site.base):
+        browser.get(f"{site.base}/")
+    wait.until(lambda b: b.find_element(By.ID, "app").is_displayed() or b.find_element(By.ID, "login-cognito-button")
+               .is_displayed())
+    if not browser.find_element(By.ID, "app").is_displayed():
+        browser.find_element(By.ID, "login-cognito-button").click()
+        wait.until(seen.visibility_of_element_located((By.ID, "app")))
+    note = tmp_path / "청년 주거 지원.txt"
+    note.write_text(NOTE, encoding="utf-8")
+    browser.find_element(By.ID, "file-input").send_keys(str(note))
+    wait.until(lambda b: "처리 대기열" in b.find_element(By.ID, "upload-message").text)
+    [grant] = site.grants
+    assert grant["key"] == f"uploads/{KIM}/{note.name}"  # the caller's own prefix, named by the server
+    assert site.aws.s3.get_object(Bucket="hanrag-uploads", Key=grant["key"])["Body"].read() == NOTE.encode()
+    wait.until(lambda b: note.name in [e.text for e in b.find_elements(By.CSS_SELECTOR, "#documents-list .name")])
+
+    def facts(b) -> str:  # found again each time: the list is redrawn as the run moves on
+        return b.execute_script(
+            "return [...document.querySelectorAll('#documents-list .document')]"
+            ".find((d) => d.querySelector('.name').textContent === arguments[0])?.querySelector('.facts').textContent",
+            note.name) or ""
+
+    wait.until(lambda b: facts(b).startswith("1쪽"))  # ingested: pages, chunks and version shown
+    runs = f'#runs-body tr[data-source="{note.name}"] .status'
+    wait.until(lambda b: [e.text for e in b.find_elements(By.CSS_SELECTOR, runs)] == ["완료"])
