@@ -15,6 +15,8 @@ import aws_cdk as cdk
 import aws_cdk.aws_apigatewayv2 as apigw
 import aws_cdk.aws_apigatewayv2_authorizers as authorizers
 import aws_cdk.aws_apigatewayv2_integrations as integrations
+import aws_cdk.aws_cloudfront as cloudfront
+import aws_cdk.aws_cloudfront_origins as origins
 import aws_cdk.aws_cloudwatch as cloudwatch
 import aws_cdk.aws_cloudwatch_actions as cw_actions
 import aws_cdk.aws_cognito as cognito
@@ -30,6 +32,7 @@ import aws_cdk.aws_lambda_event_sources as event_sources
 import aws_cdk.aws_logs as logs
 import aws_cdk.aws_opensearchservice as opensearch
 import aws_cdk.aws_s3 as s3
+import aws_cdk.aws_s3_deployment as s3_deployment
 import aws_cdk.aws_sagemaker as sagemaker
 import aws_cdk.aws_sns as sns
 import aws_cdk.aws_sqs as sqs
@@ -185,6 +188,7 @@ class HanragStack(cdk.Stack):
         self._state_machine()
         self._triggers()
         self._chat_api()
+        self._site()
         self._search_setup()  # after every function that reaches the domain exists
         self._monitoring()
         self._stack_acknowledgments()
@@ -736,9 +740,8 @@ class HanragStack(cdk.Stack):
         api_logs = logs.LogGroup(self, "ApiAccessLogs", retention=logs.RetentionDays.ONE_MONTH,
                                  removal_policy=cdk.RemovalPolicy.DESTROY)
         jwt = authorizers.HttpJwtAuthorizer("Cognito", issuer, jwt_audience=[self.client.user_pool_client_id])
-        cors = apigw.CorsPreflightOptions(allow_origins=["*"], allow_methods=[apigw.CorsHttpMethod.ANY],
-                                          allow_headers=["authorization", "content-type"])
-        self.http_api = apigw.HttpApi(self, "ChatHttpApi", default_authorizer=jwt, cors_preflight=cors)
+        # CORS admits the web page's origin only; `_site` sets it, once the distribution exists
+        self.http_api = apigw.HttpApi(self, "ChatHttpApi", default_authorizer=jwt)
         self._chat_provisioned_concurrency()
         integration = integrations.HttpLambdaIntegration("Chat", self.chat_http_target)
         for method, path in ((apigw.HttpMethod.GET, "/documents"), (apigw.HttpMethod.GET, "/sessions"),
@@ -830,6 +833,113 @@ class HanragStack(cdk.Stack):
             destination_arn=group.log_group_arn,
             format='{"requestId":"$context.requestId","ip":"$context.identity.sourceIp",'
                    '"route":"$context.routeKey","status":"$context.status","user":"$context.authorizer.claims.sub"}')
+
+    # ------------------------------------------------------------------ the web page
+
+    def _site(self) -> None:
+        """The page of `hanrag serve` (chat/static) from a private bucket through CloudFront (origin access
+        control), with Cognito's hosted login (authorization code + PKCE). A deploy-time `/config.json` tells
+        the page where the APIs and the login are; `hanrag serve` has no such file, so the same page knows
+        which home it runs in."""
+        self.site_bucket = s3.Bucket(
+            self, "Site", block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True,
+            encryption=s3.BucketEncryption.S3_MANAGED, object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_logs, server_access_logs_prefix="site/",
+            removal_policy=cdk.RemovalPolicy.DESTROY, auto_delete_objects=True)
+        # unique per stack and account: the last part of the stack's id, a UUID CloudFormation gives it
+        prefix = cdk.Fn.join("-", ["hanrag", cdk.Fn.select(2, cdk.Fn.split("/", self.stack_id))])
+        self.login_domain = self.users.add_domain(
+            "Login", cognito_domain=cognito.CognitoDomainOptions(domain_prefix=prefix))
+        login = self.login_domain.base_url()
+        ws_origin = f"wss://{self.ws_api.api_id}.execute-api.{self.region}.{self.url_suffix}"
+        uploads = self.bucket.bucket_name
+        # The HTTP API's own origin cannot be named here: its CORS names the distribution, which holds this
+        # policy (a cycle), so the page may reach any HTTP API of the region. The WebSocket API, the login
+        # and the uploads bucket (pre-signed PUTs, global and regional names) are exact.
+        connect = ["'self'", f"https://*.execute-api.{self.region}.{self.url_suffix}", ws_origin, login,
+                   f"https://{uploads}.s3.{self.url_suffix}", f"https://{uploads}.s3.{self.region}.{self.url_suffix}"]
+        csp = "; ".join([
+            "default-src 'none'", "script-src 'self'", "style-src 'self'", "font-src 'self'", "img-src 'self'",
+            f"connect-src {' '.join(connect)}", "form-action 'self'", "base-uri 'none'", "frame-ancestors 'none'"])
+        headers = cloudfront.ResponseHeadersPolicy(
+            self, "SiteHeaders", security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
+                content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
+                    content_security_policy=csp, override=True),
+                strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
+                    access_control_max_age=cdk.Duration.days(365), include_subdomains=True, override=True),
+                content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=True),
+                frame_options=cloudfront.ResponseHeadersFrameOptions(
+                    frame_option=cloudfront.HeadersFrameOption.DENY, override=True),
+                referrer_policy=cloudfront.ResponseHeadersReferrerPolicy(
+                    referrer_policy=cloudfront.HeadersReferrerPolicy.NO_REFERRER, override=True)))
+        self.distribution = cloudfront.Distribution(
+            self, "SiteDistribution", default_root_object="index.html", comment="hanrag chat page",
+            default_behavior=cloudfront.BehaviorOptions(
+                origin=origins.S3BucketOrigin.with_origin_access_control(self.site_bucket),
+                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+                allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD,
+                cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED, response_headers_policy=headers),
+            minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
+            http_version=cloudfront.HttpVersion.HTTP2_AND_3, price_class=cloudfront.PriceClass.PRICE_CLASS_ALL)
+        self.web_url = f"https://{self.distribution.distribution_domain_name}"
+        _ack(self.distribution, "CFR1", "No geo restriction: the page is for the stack's users wherever they are; "
+                                        "only users an administrator created can sign in.")
+        _ack(self.distribution, "CFR2", "No WAF web ACL (a fixed monthly cost): the distribution serves static "
+                                        "files only; every API call is checked by Cognito tokens at API Gateway.")
+        _ack(self.distribution, "CFR3", "CloudFront standard logs need an ACL-enabled bucket; the log bucket "
+                                        "enforces bucket-owner ownership (ACLs off). The site bucket's own S3 "
+                                        "access logs and the APIs' access logs record every request that matters.")
+        _ack(self.distribution, "CFR4", "The default *.cloudfront.net certificate: CloudFront fixes its minimum "
+                                        "protocol (TLSv1) whatever the policy asks; a custom domain with its own "
+                                        "certificate would allow TLSv1.2_2021.")
+
+        # the page's origin, now known: Cognito redirects back to it, the HTTP API admits it (CORS)
+        client = self.client.node.default_child
+        client.allowed_o_auth_flows = ["code"]  # type: ignore[union-attr]  # no implicit flow: code + PKCE
+        client.allowed_o_auth_scopes = ["openid", "email", "profile"]  # type: ignore[union-attr]
+        client.callback_ur_ls = [f"{self.web_url}/"]  # type: ignore[union-attr]
+        client.logout_ur_ls = [f"{self.web_url}/"]  # type: ignore[union-attr]
+        api = self.http_api.node.default_child
+        api.cors_configuration = apigw.CfnApi.CorsProperty(  # type: ignore[union-attr]
+            allow_origins=[self.web_url], allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["authorization", "content-type"], max_age=3600)
+
+        config = {"mode": "aws", "region": self.region, "http_api": self.http_api.api_endpoint,
+                  "websocket": self.ws_stage.url, "login": login, "client_id": self.client.user_pool_client_id}
+        static = str(ROOT / "chat" / "static")
+        # index.html and config.json at the root, the page's files under static/ (as `hanrag serve` has them)
+        s3_deployment.BucketDeployment(
+            self, "SitePage", destination_bucket=self.site_bucket, prune=False,
+            sources=[s3_deployment.Source.data("index.html", (ROOT / "chat/static/index.html").read_text()),
+                     s3_deployment.Source.json_data("config.json", config)],
+            distribution=self.distribution, distribution_paths=["/", "/index.html", "/config.json"])
+        s3_deployment.BucketDeployment(
+            self, "SiteFiles", destination_bucket=self.site_bucket, destination_key_prefix="static/",
+            sources=[s3_deployment.Source.asset(static)],
+            distribution=self.distribution, distribution_paths=["/static/*"])
+        self._ack_site_deployment()
+        cdk.CfnOutput(self, "WebUrl", value=f"{self.web_url}/",
+                      description="The chat page: sign in with a user of the UserPoolId pool")
+        cdk.CfnOutput(self, "LoginDomain", value=login)
+
+    def _ack_site_deployment(self) -> None:
+        """The findings on CDK's BucketDeployment function (one per stack, shared by both deployments)."""
+        site = self._logical(self.site_bucket)
+        copy = "CDK's BucketDeployment grant: it syncs the page's files into the site bucket and reads its assets."
+        for child in self.node.children:
+            if child.node.id.startswith("Custom::CDKBucketDeployment"):
+                _ack_findings(child, "IAM4", {
+                    "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole":
+                        "CDK-generated helper: the basic execution role only writes its own logs."})
+                _ack_findings(child, "IAM5", {
+                    "Action::s3:GetObject*": copy, "Action::s3:GetBucket*": copy, "Action::s3:List*": copy,
+                    "Action::s3:DeleteObject*": copy, "Action::s3:Abort*": copy,
+                    f"Resource::<{site}.Arn>/*": "Every object of the site bucket, which holds only the page.",
+                    "Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*":
+                        "The CDK bootstrap asset bucket, where the page's files are staged for the copy.",
+                    "Resource::*": "cloudfront:CreateInvalidation and GetInvalidation, granted by CDK on every "
+                                   "distribution; they only clear cached copies of the page."})
+                _ack(child, "L1", "CDK-generated helper pins its own runtime (the BucketDeployment handler).")
 
     # ------------------------------------------------------------------ monitoring
 

@@ -552,9 +552,10 @@ def test_destroy_keeps_only_the_access_log_bucket_which_empties_itself():
     assert bucket["UpdateReplacePolicy"] == "Retain"
     assert bucket["Properties"]["LifecycleConfiguration"]["Rules"] == [
         {"ExpirationInDays": 90, "Id": "expire", "Status": "Enabled"}]  # what is left behind empties itself
-    # no auto-delete of the log bucket (it would race the late log deliveries), the uploads bucket's stays
-    emptied = [c["Properties"]["BucketName"] for c in resources("Custom::S3AutoDeleteObjects").values()]
-    assert emptied == [{"Ref": next(k for k in resources("AWS::S3::Bucket") if k.startswith("Uploads"))}]
+    # no auto-delete of the log bucket (it would race the late log deliveries); the uploads and site buckets'
+    emptied = sorted(c["Properties"]["BucketName"]["Ref"] for c in resources("Custom::S3AutoDeleteObjects").values())
+    assert emptied == sorted(k for k in resources("AWS::S3::Bucket") if k.startswith(("Uploads", "Site")))
+    assert len(emptied) == 2
     # S3 delivers the logs under the bucket policy (no legacy ACL), from the uploads bucket only
     assert "AccessControl" not in bucket["Properties"]
     delivery = next(st for st in policy["Properties"]["PolicyDocument"]["Statement"]

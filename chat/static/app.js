@@ -62,28 +62,197 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
+// ------------------------------------------------------------------ where the page talks to
+// `hanrag serve`'s /api (this origin, a session cookie), or, when the site serves /config.json (only the
+// AWS deployment writes one), the deployed HTTP and WebSocket APIs behind Cognito's hosted login. The rest
+// of the page is the same for both.
+
+const localBackend = {
+  pollMs: 1500,
+  async me() { return (await api("/api/me")).user; },
+  async loginMode() { return (await api("/api/auth")).mode; },
+  async logout() { await api("/api/logout", { method: "POST" }); },
+  async upload(files) {
+    const form = new FormData();
+    for (const file of files) form.append("files", file, file.name);
+    return (await api("/api/documents", { method: "POST", body: form })).runs.length;
+  },
+  async runs() { return (await api("/api/runs")).runs; },
+  async documents() { return (await api("/api/documents")).documents; },
+  async deleteDocument(doc) { await api(`/api/documents/${encodeURIComponent(doc.document_id)}`, { method: "DELETE" }); },
+  async sessions() { return (await api("/api/sessions")).sessions; },
+  async history(id) { return (await api(`/api/history?session=${encodeURIComponent(id)}`)).messages; },
+  async clearHistory(id) { await api(`/api/history?session=${encodeURIComponent(id)}`, { method: "DELETE" }); },
+  // Server-Sent Events: each `event: …` block as onEvent(type, data)
+  async chat(session, message, onEvent) {
+    const response = await api("/api/chat", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ session, message }),
+    });
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        const event = /^event: (.*)$/m.exec(block)?.[1];
+        onEvent(event, JSON.parse(/^data: (.*)$/m.exec(block)?.[1] || "{}"));
+      }
+    }
+  },
+};
+
+const base64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)))
+  .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+const randomText = (size) => base64url(crypto.getRandomValues(new Uint8Array(size)));
+const claimsOf = (jwt) => JSON.parse(new TextDecoder().decode(
+  Uint8Array.from(atob(jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0))));
+
+// The deployed stack: Cognito's hosted UI (authorization code + PKCE), the ID token kept in this tab's
+// sessionStorage and sent as a bearer token; uploads through pre-signed PUT URLs; answers over the WebSocket.
+function awsBackend(config) {
+  const home = `${location.origin}/`;
+  const saved = () => JSON.parse(sessionStorage.getItem("hanrag.tokens") || "null");
+  const idToken = () => {
+    const tokens = saved();
+    if (tokens && tokens.expires_at > Date.now()) return tokens.id_token;
+    const error = new Error("로그인이 필요합니다");
+    error.status = 401;
+    throw error;
+  };
+  const call = (path, options = {}) => api(`${config.http_api}${path}`, {
+    ...options, credentials: "omit", headers: { ...(options.headers || {}), Authorization: `Bearer ${idToken()}` },
+  });
+  const json = (method, body) => ({ method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+
+  // back from the hosted UI with ?code=…&state=…: the code and this tab's verifier buy the tokens
+  async function finishLogin() {
+    const params = new URLSearchParams(location.search);
+    if (!params.has("code") && !params.has("error")) return;
+    history.replaceState(null, "", "/");
+    const pending = JSON.parse(sessionStorage.getItem("hanrag.pkce") || "null");
+    sessionStorage.removeItem("hanrag.pkce");
+    if (params.has("error")) throw new Error(params.get("error_description") || params.get("error"));
+    if (!pending || pending.state !== params.get("state")) throw new Error("로그인 요청이 이 창의 것이 아닙니다");
+    const response = await fetch(`${config.login}/oauth2/token`, {
+      method: "POST", credentials: "omit", headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ grant_type: "authorization_code", client_id: config.client_id,
+        code: params.get("code"), redirect_uri: home, code_verifier: pending.verifier }),
+    });
+    if (!response.ok) throw new Error(`토큰을 받지 못했습니다 (HTTP ${response.status})`);
+    const tokens = await response.json();
+    sessionStorage.setItem("hanrag.tokens", JSON.stringify({
+      id_token: tokens.id_token, expires_at: claimsOf(tokens.id_token).exp * 1000 - 60000 }));
+  }
+
+  return {
+    pollMs: 5000,
+    async me() {
+      await finishLogin();
+      const claims = claimsOf(idToken());
+      return claims.email || claims["cognito:username"] || claims.sub;
+    },
+    async loginMode() { return "cognito"; },
+    async login() {
+      const verifier = randomText(48);
+      const state = randomText(16);
+      const challenge = base64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+      sessionStorage.setItem("hanrag.pkce", JSON.stringify({ verifier, state }));
+      location.assign(`${config.login}/oauth2/authorize?${new URLSearchParams({
+        response_type: "code", client_id: config.client_id, redirect_uri: home, scope: "openid email profile",
+        state, code_challenge: challenge, code_challenge_method: "S256" })}`);
+    },
+    async logout() {
+      sessionStorage.removeItem("hanrag.tokens");
+      location.assign(`${config.login}/logout?${new URLSearchParams({ client_id: config.client_id, logout_uri: home })}`);
+    },
+    async upload(files) {
+      for (const file of files) {
+        const grant = await call("/uploads", json("POST", {
+          name: file.name, size: file.size, content_type: file.type || undefined }));
+        const put = await fetch(grant.url, { method: grant.method, headers: grant.headers, body: file, credentials: "omit" });
+        if (!put.ok) throw new Error(`${file.name}: HTTP ${put.status}`);
+      }
+      return files.length;
+    },
+    // no run log on AWS: each document's item carries its last run's status (queued → processing → …)
+    async runs() {
+      return (await this.documents()).filter((doc) => doc.last_status).map((doc) => ({
+        run_id: `${doc.source}#${doc.updated_at}`, source: doc.source, status: doc.last_status,
+        durations: doc.stage_seconds || {}, warnings: [], reason: doc.last_reason }));
+    },
+    async documents() { return call("/documents"); },
+    async deleteDocument(doc) { await call(`/uploads?name=${encodeURIComponent(doc.source)}`, { method: "DELETE" }); },
+    async sessions() { return call("/sessions"); },
+    async history(id) { return call(`/sessions/${encodeURIComponent(id)}`); },
+    async clearHistory(id) { await call(`/sessions/${encodeURIComponent(id)}`, { method: "DELETE" }); },
+    // one WebSocket per question: {"type": "token"} frames, then "final" or "error"
+    chat(session, message, onEvent) {
+      return new Promise((resolve, reject) => {
+        const socket = new WebSocket(`${config.websocket}?token=${encodeURIComponent(idToken())}`);
+        let ended = false;
+        socket.onopen = () => socket.send(JSON.stringify({ action: "ask", question: message, session_id: session }));
+        socket.onmessage = (received) => {
+          const frame = JSON.parse(received.data);
+          onEvent(frame.type, frame);
+          if (frame.type === "final" || frame.type === "error") {
+            ended = true;
+            socket.close();
+            resolve();
+          }
+        };
+        socket.onclose = () => { if (!ended) reject(new Error("연결이 끊겼습니다")); };
+      });
+    },
+  };
+}
+
+async function chooseBackend() {
+  try {
+    const response = await fetch("/config.json", { cache: "no-store" });
+    if (response.ok) {
+      const config = await response.json();
+      if (config.mode === "aws") return awsBackend(config);
+    }
+  } catch (_) { /* no config: hanrag serve */ }
+  return localBackend;
+}
+
+let backend = localBackend;
+
 // ------------------------------------------------------------------ login
 
 async function start() {
+  backend = await chooseBackend();
   try {
-    user = (await api("/api/me")).user;
+    user = await backend.me();
     await enter();
   } catch (error) {
-    await showLogin();
+    await showLogin(error.status === 401 ? "" : error.message);
   }
 }
 
 // Logged out, only the login shows: the password form, or (with no accounts) how to use the printed link.
-async function showLogin() {
+async function showLogin(problem = "") {
   user = null;
   clearInterval(runsTimer);
   $("app").hidden = true;
   $("whoami").hidden = true;
   $("login").hidden = false;
   let mode = "password";
-  try { mode = (await api("/api/auth")).mode; } catch (_) { /* keep the form */ }
+  try { mode = await backend.loginMode(); } catch (_) { /* keep the form */ }
   $("login-form").hidden = mode !== "password";
   $("login-link").hidden = mode !== "link";
+  $("login-cognito").hidden = mode !== "cognito";
+  if (mode === "cognito") {
+    $("login-cognito-error").textContent = problem ? `로그인하지 못했습니다: ${problem}` : "";
+    return;
+  }
   if (new URLSearchParams(location.search).get("login") === "expired") {
     const message = "로그인 링크가 맞지 않거나 이미 쓰였습니다.";
     $(mode === "link" ? "login-link-error" : "login-error").textContent = message;
@@ -99,7 +268,7 @@ async function enter() {
   $("user-name").textContent = `${user} 님`;
   await Promise.all([refreshRuns(), refreshDocuments(), loadSessions()]);
   clearInterval(runsTimer);
-  runsTimer = setInterval(refreshRuns, 1500);
+  runsTimer = setInterval(refreshRuns, backend.pollMs);
 }
 
 $("login-form").addEventListener("submit", async (event) => {
@@ -117,8 +286,10 @@ $("login-form").addEventListener("submit", async (event) => {
   }
 });
 
+$("login-cognito-button").addEventListener("click", () => backend.login());
+
 $("logout-button").addEventListener("click", async () => {
-  await api("/api/logout", { method: "POST" });
+  await backend.logout();
   $("messages").replaceChildren();
   await showLogin();
 });
@@ -127,12 +298,10 @@ $("logout-button").addEventListener("click", async () => {
 
 async function upload(files) {
   if (!files.length) return;
-  const form = new FormData();
-  for (const file of files) form.append("files", file, file.name);
   $("upload-message").textContent = `${files.length}개 파일을 올리는 중…`;
   try {
-    const { runs } = await api("/api/documents", { method: "POST", body: form });
-    $("upload-message").textContent = `${runs.length}개 파일을 처리 대기열에 넣었습니다.`;
+    const queued = await backend.upload(files);
+    $("upload-message").textContent = `${queued}개 파일을 처리 대기열에 넣었습니다.`;
     await refreshRuns();
   } catch (error) {
     $("upload-message").textContent = `올리지 못했습니다: ${error.message}`;
@@ -161,7 +330,7 @@ async function refreshRuns() {
   if (!user) return;
   let runs;
   try {
-    ({ runs } = await api("/api/runs"));
+    runs = await backend.runs();
   } catch (error) {
     if (error.status === 401) showLogin();
     return;
@@ -194,7 +363,7 @@ function liveStage(run) {
 
 async function refreshDocuments() {
   if (!user) return;
-  const { documents } = await api("/api/documents");
+  const documents = await backend.documents();
   $("documents-empty").hidden = documents.length > 0;
   $("documents-list").replaceChildren(...documents.map((doc) => el("li", { className: "document", dataset: { id: doc.document_id } },
     el("div", { className: "name", textContent: doc.source }),
@@ -211,7 +380,7 @@ async function refreshDocuments() {
 
 async function removeDocument(doc) {
   if (!confirm(`「${doc.source}」을(를) 삭제할까요? 검색 색인에서도 지워집니다.`)) return;
-  await api(`/api/documents/${encodeURIComponent(doc.document_id)}`, { method: "DELETE" });
+  await backend.deleteDocument(doc);
   await refreshDocuments();
 }
 
@@ -222,7 +391,7 @@ function newSessionId() {
 }
 
 async function loadSessions() {
-  const { sessions } = await api("/api/sessions");
+  const sessions = await backend.sessions();
   const saved = localStorage.getItem(`hanrag.session.${user}`);
   session = saved || sessions[0] || newSessionId();
   const ids = sessions.includes(session) ? sessions : [session, ...sessions];
@@ -235,7 +404,7 @@ async function loadSessions() {
 async function openSession(id) {
   session = id;
   localStorage.setItem(`hanrag.session.${user}`, id);
-  const { messages } = await api(`/api/history?session=${encodeURIComponent(id)}`);
+  const messages = await backend.history(id);
   $("messages").replaceChildren();
   for (const message of messages) {
     if (message.role === "user") addUserMessage(message.text);
@@ -249,7 +418,7 @@ $("new-session").addEventListener("click", async () => {
   await loadSessions();
 });
 $("clear-chat").addEventListener("click", async () => {
-  await api(`/api/history?session=${encodeURIComponent(session)}`, { method: "DELETE" });
+  await backend.clearHistory(session);
   $("messages").replaceChildren();
 });
 $("summarize-chat").addEventListener("click", () => ask("지금까지 대화 요약해줘"));
@@ -310,34 +479,17 @@ async function ask(message) {
   const body = node.querySelector(".text");
   $("chat-send").disabled = true;
   try {
-    const response = await api("/api/chat", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ session, message }),
-    });
-    const reader = response.body.getReader();
-    const decoder = new TextDecoder();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true });
-      let cut;
-      while ((cut = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, cut);
-        buffer = buffer.slice(cut + 2);
-        const event = /^event: (.*)$/m.exec(block)?.[1];
-        const data = JSON.parse(/^data: (.*)$/m.exec(block)?.[1] || "{}");
-        if (event === "token") {
-          body.append(data.text);
-          node.scrollIntoView({ block: "end" });
-        } else if (event === "final") {
-          renderAnswer(node, data.answer, data.citations, data.fact);
-          for (const warning of data.warnings || []) node.append(el("div", { className: "hint", textContent: warning }));
-        } else if (event === "error") {
-          node.append(el("div", { className: "error", textContent: `답을 만들지 못했습니다: ${data.reason}` }));
-        }
+    await backend.chat(session, message, (event, data) => {
+      if (event === "token") {
+        body.append(data.text);
+        node.scrollIntoView({ block: "end" });
+      } else if (event === "final") {
+        renderAnswer(node, data.answer, data.citations, data.fact);
+        for (const warning of data.warnings || []) node.append(el("div", { className: "hint", textContent: warning }));
+      } else if (event === "error") {
+        node.append(el("div", { className: "error", textContent: `답을 만들지 못했습니다: ${data.message || data.reason}` }));
       }
-    }
+    });
     if (![...$("session-select").options].some((o) => o.value === session)) await loadSessions();
   } catch (error) {
     node.append(el("div", { className: "error", textContent: `답을 만들지 못했습니다: ${error.message}` }));
