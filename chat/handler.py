@@ -61,8 +61,23 @@ REWRITE_SECONDS = 6.0
 WEBSOCKET_MARGIN_SECONDS = 3.0
 
 
+class _Verified:
+    """The user API Gateway's authorizer verified, and the JSON body, as both kinds of request give them."""
+
+    user_id: str | None
+    body: str | None
+
+    def user(self) -> str:
+        if not self.user_id:
+            raise Unauthorized("no verified token")
+        return validate_user_id(self.user_id)
+
+    def json(self) -> dict:
+        return _json_object(self.body)
+
+
 @dataclass(frozen=True)
-class HttpRequest:
+class HttpRequest(_Verified):
     """What the routes read of an API Gateway HTTP API event (payload format 2.0): read once here, so
     no route indexes the raw event."""
 
@@ -79,17 +94,11 @@ class HttpRequest:
                    path=event.get("pathParameters") or {}, query=event.get("queryStringParameters") or {},
                    body=event.get("body"))
 
-    def user(self) -> str:
-        if not self.user_id:
-            raise Unauthorized("no verified token")
-        return validate_user_id(self.user_id)
 
-    def json(self) -> dict:
-        return _json_object(self.body)
 
 
 @dataclass(frozen=True)
-class WebSocketMessage:
+class WebSocketMessage(_Verified):
     """What the chat reads of an API Gateway WebSocket event: the route, where to answer, the user the
     `$connect` authorizer verified, and the message."""
 
@@ -106,13 +115,6 @@ class WebSocketMessage:
                    endpoint=f"https://{context.get('domainName', '')}/{context.get('stage', '')}",
                    user_id=(context.get("authorizer") or {}).get("user_id"), body=event.get("body"))
 
-    def user(self) -> str:
-        if not self.user_id:
-            raise Unauthorized("no verified token")
-        return validate_user_id(self.user_id)
-
-    def json(self) -> dict:
-        return _json_object(self.body)
 
 
 def remaining_seconds(context: Any) -> float | None:

@@ -24,17 +24,22 @@ def erase_partition(table: Any, user_id: str, sort_key: str) -> int:
     user_id = validate_user_id(user_id)
     request: dict[str, Any] = {"KeyConditionExpression": Key("user_id").eq(user_id),
                                "ProjectionExpression": "#sort", "ExpressionAttributeNames": {"#sort": sort_key}}
-    erased = 0
     with aws_call(f"DynamoDB erase {user_id}'s items of {table.name}"):
-        while True:
-            answer = table.query(**request)
-            with table.batch_writer() as batch:
-                for item in answer["Items"]:
-                    batch.delete_item(Key={"user_id": user_id, sort_key: item[sort_key]})
-            erased += len(answer["Items"])
-            if "LastEvaluatedKey" not in answer:
-                return erased
-            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return _delete_found(table, table.query, request, lambda item: {"user_id": user_id, sort_key: item[sort_key]})
+
+
+def _delete_found(table: Any, find: Any, request: dict[str, Any], key_of: Any) -> int:
+    """Delete every item `find(**request)` returns, page after page; how many there were."""
+    erased = 0
+    while True:
+        answer = find(**request)
+        with table.batch_writer() as batch:
+            for item in answer["Items"]:
+                batch.delete_item(Key=key_of(item))
+        erased += len(answer["Items"])
+        if "LastEvaluatedKey" not in answer:
+            return erased
+        request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
 
 def erase_prefix(client: Any, bucket: str, prefix: str) -> int:
@@ -72,14 +77,5 @@ def erase_containing(table: Any, attribute: str, needles: list[str], key: str = 
     condition = reduce(lambda a, b: a | b, [Attr(attribute).contains(n) for n in needles])
     request: dict[str, Any] = {"FilterExpression": condition,
                                "ProjectionExpression": "#key", "ExpressionAttributeNames": {"#key": key}}
-    erased = 0
     with aws_call(f"DynamoDB erase items of {table.name} naming {needles[0]}"):
-        while True:
-            answer = table.scan(**request)
-            with table.batch_writer() as batch:
-                for item in answer["Items"]:
-                    batch.delete_item(Key={key: item[key]})
-            erased += len(answer["Items"])
-            if "LastEvaluatedKey" not in answer:
-                return erased
-            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return _delete_found(table, table.scan, request, lambda item: {key: item[key]})
