@@ -11,10 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("onnxruntime")
-
-from pipeline.adapters.local.e5_model_file import E5ModelFile  # noqa: E402
-from pipeline.adapters.local.onnx_embedder import OnnxE5Embedder, build_engine  # noqa: E402
+from pipeline.adapters.local.e5_model_file import E5ModelFile
+from pipeline.adapters.local.onnx_embedder import OnnxE5Embedder, build_engine
 
 # From samples/240409(보도자료) 금융위 핀테크 투자 생태계 활성화 나선다.pdf (page 1) and KorQuAD 1.0 dev
 # (CC BY-ND 2.0 KR), plus inputs that exercise the tokenizer's edges.
