@@ -73,7 +73,13 @@ class _Verified:
         return validate_user_id(self.user_id)
 
     def json(self) -> dict:
-        return _json_object(self.body)
+        try:
+            body = json.loads(self.body or "{}")
+        except ValueError as error:
+            raise BadRequest(f"the request body is not JSON: {error}") from None
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object")
+        return body
 
 
 @dataclass(frozen=True)
@@ -95,8 +101,6 @@ class HttpRequest(_Verified):
                    body=event.get("body"))
 
 
-
-
 @dataclass(frozen=True)
 class WebSocketMessage(_Verified):
     """What the chat reads of an API Gateway WebSocket event: the route, where to answer, the user the
@@ -114,7 +118,6 @@ class WebSocketMessage(_Verified):
         return cls(route=context.get("routeKey", ""), connection_id=context.get("connectionId", ""),
                    endpoint=f"https://{context.get('domainName', '')}/{context.get('stage', '')}",
                    user_id=(context.get("authorizer") or {}).get("user_id"), body=event.get("body"))
-
 
 
 def remaining_seconds(context: Any) -> float | None:
@@ -136,25 +139,17 @@ def chat_service(deadline: Deadline, whole: bool = False) -> ChatService:
     return ChatService(retriever, c.history, c.registry, llm)
 
 
-def ask(user_id: str, session_id: str, question: str, deadline: Deadline, whole: bool = False) -> Iterator[dict]:
-    """The answer's messages: `{"type": "token"}` pieces as it is written, then one `{"type": "final"}`."""
+def ask(user_id: str, body: dict, deadline: Deadline, whole: bool = False) -> Iterator[dict]:
+    """The answer to a request's `question`, in its `session_id` (a new session without one), as
+    messages: `{"type": "token"}` pieces as it is written, then one `{"type": "final"}`."""
+    session_id = validate_session_id(body.get("session_id") or uuid.uuid4().hex)
     started = time.perf_counter()
-    for event in chat_service(deadline, whole).respond(user_id, session_id, question):
+    for event in chat_service(deadline, whole).respond(user_id, session_id, str(body.get("question", ""))):
         if isinstance(event, ChatTurn):
             yield {"type": "final", "session_id": session_id, **event.to_dict()}
         else:
             yield {"type": "token", "text": event}
     metrics.add_metric(name="ChatLatency", unit=MetricUnit.Seconds, value=round(time.perf_counter() - started, 3))
-
-
-def _json_object(text: str | None) -> dict:
-    try:
-        body = json.loads(text or "{}")
-    except ValueError as error:
-        raise BadRequest(f"the request body is not JSON: {error}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return body
 
 
 # ---------------------------------------------------------------------------- HTTP API
@@ -169,7 +164,7 @@ def _failed(failure: Failure) -> dict:
     return _response(failure.status, failure.body(), retry)
 
 
-def _routes(request: HttpRequest, user_id: str, deadline: Deadline) -> dict:
+def _routes(request: HttpRequest, user_id: str, deadline: Deadline) -> dict | None:
     c = components()
     route, params = request.route, request.path
     if route == "GET /documents":
@@ -182,15 +177,13 @@ def _routes(request: HttpRequest, user_id: str, deadline: Deadline) -> dict:
         removed = c.history.delete_session(user_id, validate_session_id(params.get("session_id", "")))
         return _response(200, {"deleted": removed})
     if route == "POST /ask":
-        body = request.json()
-        session_id = validate_session_id(body.get("session_id") or uuid.uuid4().hex)
-        messages = ask(user_id, session_id, str(body.get("question", "")), deadline, whole=True)
-        final = [m for m in messages if m["type"] == "final"][0]
+        messages = ask(user_id, request.json(), deadline, whole=True)
+        final = [m for m in messages if m["type"] == "final"][0]  # every message: the turns are saved after it
         return _response(200, final)
-    return _failed(Failure(404, "no_route", f"no route {route!r}", "없는 주소입니다."))
+    return None
 
 
-def _account_routes(request: HttpRequest, user_id: str, deadline: Deadline) -> dict:
+def _account_routes(request: HttpRequest, user_id: str, deadline: Deadline) -> dict | None:
     """The routes that write a user's data, served by their own function (its role may write uploads,
     the registry and the index; the chat function's may not)."""
     c = components()
@@ -213,18 +206,20 @@ def _account_routes(request: HttpRequest, user_id: str, deadline: Deadline) -> d
         removed = account.offboard(user_id, c.client("s3"), bucket, c.index, tables)
         logger.info("user offboarded", extra={"removed": removed})
         return _response(200, {"user_id": user_id, "removed": removed})
-    return _failed(Failure(404, "no_route", f"no route {route!r}", "없는 주소입니다."))
+    return None
 
 
-def _serve(event: dict, context, routes: Callable[[HttpRequest, str, Deadline], dict]) -> dict:
-    """Every answer is JSON, failures too (status, code, reason, message), within API Gateway's 29 s."""
+def _serve(event: dict, context, routes: Callable[[HttpRequest, str, Deadline], dict | None]) -> dict:
+    """Every answer is JSON, failures too (status, code, reason, message), within API Gateway's 29 s;
+    a route that `routes` does not serve (it answers None) is a 404."""
     remaining = remaining_seconds(context)
     budget = HTTP_BUDGET_SECONDS if remaining is None else min(HTTP_BUDGET_SECONDS, remaining - 1.0)
     try:
         request = HttpRequest.from_event(event)
-        return routes(request, request.user(), Deadline(budget))
+        answer = routes(request, request.user(), Deadline(budget))
     except Exception as error:
         return _failed(failure_of(error))
+    return answer or _failed(Failure(404, "no_route", f"no route {request.route!r}", "없는 주소입니다."))
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -290,9 +285,7 @@ def handle_message(event: dict, send: Callable[[dict], None], deadline: Deadline
     deadline = deadline or Deadline(HTTP_BUDGET_SECONDS * 4)
     try:
         message = WebSocketMessage.from_event(event)
-        user_id, body = message.user(), message.json()
-        session_id = validate_session_id(body.get("session_id") or uuid.uuid4().hex)
-        for frame in ask(user_id, session_id, str(body.get("question", "")), deadline):
+        for frame in ask(message.user(), message.json(), deadline):
             send(frame)
     except ClientGone:
         logger.info("the connection closed before the answer was sent")
@@ -326,14 +319,11 @@ def verify_token(token: str, *, issuer: str, client_id: str, signing_key: Callab
 
 
 @cache
-def _jwks(url: str):
+def cognito_signing_key(issuer: str) -> Callable[[str], Any]:
+    """The key a token of the pool was signed with; the pool's key set is fetched once per container."""
     import jwt
 
-    return jwt.PyJWKClient(url, cache_keys=True)
-
-
-def cognito_signing_key(issuer: str) -> Callable[[str], Any]:
-    client = _jwks(f"{issuer}/.well-known/jwks.json")
+    client = jwt.PyJWKClient(f"{issuer}/.well-known/jwks.json", cache_keys=True)
     return lambda token: client.get_signing_key_from_jwt(token).key
 
 

@@ -131,22 +131,17 @@ def chunk(ports: Ports, state: IngestState) -> IngestState:
 def embed(ports: Ports, ref: DocumentRef, batch: Batch,
           on_batch: Callable[[int], None] | None = None, sequencer: str = "") -> EmbeddedBatch:
     """One fan-out item: chunks [start, end) → a `.npy` artifact."""
+    prefix = artifact_prefix(ref)
     try:
-        return _embed_batch(ports, ref, batch, on_batch)
+        chunks = read_chunks(ports, prefix)[batch.start:batch.end]
+        vectors = embed_chunks(chunks, ports.embedder, ports.settings.embed_batch_size, on_batch=on_batch)
+        buffer = io.BytesIO()
+        np.save(buffer, vectors.astype(np.float32), allow_pickle=False)
+        key = f"{prefix}vectors/{batch.start:06d}.npy"
+        ports.blobs.put(key, buffer.getvalue())
     except Exception:
         _raise_if_overtaken(ports, ref, sequencer)
         raise
-
-
-def _embed_batch(ports: Ports, ref: DocumentRef, batch: Batch,
-                 on_batch: Callable[[int], None] | None) -> EmbeddedBatch:
-    prefix = artifact_prefix(ref)
-    chunks = read_chunks(ports, prefix)[batch.start:batch.end]
-    vectors = embed_chunks(chunks, ports.embedder, ports.settings.embed_batch_size, on_batch=on_batch)
-    buffer = io.BytesIO()
-    np.save(buffer, vectors.astype(np.float32), allow_pickle=False)
-    key = f"{prefix}vectors/{batch.start:06d}.npy"
-    ports.blobs.put(key, buffer.getvalue())
     return EmbeddedBatch(batch.start, batch.end, key)
 
 
@@ -164,8 +159,7 @@ def index(ports: Ports, state: IngestState) -> IngestState:
 
 
 def summarize(ports: Ports, state: IngestState) -> IngestState:
-    return _store_summary(ports, state, summarize_document(_document(ports, state), ports.llm,
-                                                           ports.settings.summary_sentences))
+    return _store_summary(ports, state, ports.llm)
 
 
 def notify(ports: Ports, state: IngestState) -> IngestState:
@@ -211,8 +205,7 @@ def _summary_fallback(ports: Ports, state: IngestState, error: BaseException) ->
     if ports.llm is None:  # the extractive summary itself failed: nothing to fall back to
         raise error
     state = state.warned(f"LLM summary failed ({reason(error)}); an extractive summary was stored instead")
-    return _store_summary(ports, state, summarize_document(_document(ports, state), None,
-                                                           ports.settings.summary_sentences))
+    return _store_summary(ports, state, None)
 
 
 def _notify_fallback(ports: Ports, state: IngestState, error: BaseException) -> IngestState:
@@ -270,8 +263,10 @@ def read_chunks(ports: Ports, prefix: str) -> list[Chunk]:
     return [Chunk(**c) for c in json.loads(ports.blobs.get(prefix + "chunks.json"))]
 
 
-def _store_summary(ports: Ports, state: IngestState, summary: str) -> IngestState:
-    """The version becomes the registry's current one, unless a later upload or delete got there first."""
+def _store_summary(ports: Ports, state: IngestState, llm: LLM | None) -> IngestState:
+    """The summary (by `llm`, else extractive) is stored and the version becomes the registry's current
+    one, unless a later upload or delete got there first."""
+    summary = summarize_document(_document(ports, state), llm, ports.settings.summary_sentences)
     if not ports.registry.save_document(state.ref, pages=state.pages, chunks=state.chunks, summary=summary,
                                         title=state.title, sequencer=state.upload.sequencer):
         raise _overtaken(state.ref)

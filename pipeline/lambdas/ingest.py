@@ -1,8 +1,9 @@
 """The ingestion state machine's Lambda functions: one per stage, plus delete and the failure recorder.
 
-Each handler is the edge of one step of `pipeline.steps` (the same steps `LocalRunner` runs): it turns
-its event into an `IngestState` (S3 references, ids, counts, timings — never document text or
-vectors), runs the step, and returns the state as the dict the state machine passes on. The state
+Each stage's handler is made by one factory from its `pipeline.definition.Stage` and is the edge of
+one step of `pipeline.steps` (the same steps `LocalRunner` runs): it turns its event into an
+`IngestState` (S3 references, ids, counts, timings — never document text or vectors), runs the step,
+and returns the state as the dict the state machine passes on. The state
 machine (infra/stack.py, built from `pipeline.definition`) retries `TransientError` with the
 definition's backoff, ends quietly on the definition's `QUIET_ENDINGS` (a duplicate event while its
 first execution runs; a run overtaken by a later upload or delete of the file, which S3's `sequencer`
@@ -20,6 +21,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, replace
+from functools import partial
+from typing import Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -32,7 +35,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 
 from pipeline import errors, steps
 from pipeline.adapters.aws.s3 import S3BlobStore
-from pipeline.definition import StateField, stage
+from pipeline.definition import STAGES, Stage, StateField
 from pipeline.lambdas.wiring import components
 from pipeline.models import Batch, DocumentRef, IngestState, Upload
 from pipeline.names import validate_source, validate_user_id
@@ -113,10 +116,6 @@ def _existing_key(upload: Upload, version: bool = False) -> str | None:
     return None
 
 
-def _uploads(upload: Upload) -> S3BlobStore:
-    return S3BlobStore(components().client("s3"), upload.bucket, prefix="", version_id=upload.version_id)
-
-
 # ---------------------------------------------------------------------------- idempotency
 
 @tracer.capture_method
@@ -138,7 +137,19 @@ UPLOAD_KEY = "[upload.bucket, upload.key, upload.version_id, upload.etag]"
 BATCH_KEY = "[upload.bucket, upload.key, upload.version_id, upload.etag, batch.start]"
 
 
-# ---------------------------------------------------------------------------- stages
+# ---------------------------------------------------------------------------- one attempt of a stage
+
+def _new_run(upload: Upload, user_id: str, source: str) -> IngestState:
+    return IngestState(upload, DocumentRef(user_id, source, ""), uuid.uuid4().hex[:16], time.time())
+
+
+def _first_state(upload: Upload) -> IngestState:
+    """A new run of the upload, under the spelling of its key that names the object (still there)."""
+    key = _existing_key(upload, version=True)
+    if key is None:
+        raise errors.PipelineError(f"the uploaded object s3://{upload.bucket}/{upload.key} is gone")
+    return _new_run(replace(upload, key=key), *parse_upload_key(key))
+
 
 def _timed(state: IngestState, name: str, started: float, attempt: int) -> IngestState:
     """Seconds of the attempt that succeeded, and which attempt it was (Step Functions retried the others)."""
@@ -148,44 +159,9 @@ def _timed(state: IngestState, name: str, started: float, attempt: int) -> Inges
     return state.timed(name, seconds, attempt)
 
 
-def _run(name: str, event: dict, before: Callable[[IngestState], IngestState] = lambda s: s) -> IngestState:
-    """parse → state → the step under the definition's failure policy → timed state."""
-    started, attempt = time.perf_counter(), event.pop("attempt", 1)
-    state = before(IngestState.from_dict(event))
-    return _timed(steps.run_step(stage(name), components().ports(), state, attempt), name, started, attempt)
-
-
-def extract_stage(state: dict) -> dict:
-    started, attempt = time.perf_counter(), state.pop("attempt", 1)
-    upload = Upload(**state[StateField.UPLOAD])
-    key = _existing_key(upload, version=True)
-    if key is None:
-        raise errors.PipelineError(f"the uploaded object s3://{upload.bucket}/{upload.key} is gone")
-    user_id, source = parse_upload_key(key)
-    initial = IngestState(replace(upload, key=key), DocumentRef(user_id, source, ""), uuid.uuid4().hex[:16],
-                          time.time())
-    result = steps.run_step(stage("extract"), components().ports(_uploads(upload)), initial, attempt)
-    if result.skipped:
-        logger.info("unchanged since the last ingest", extra={"source": source})
-        return result.to_dict()
-    return _timed(result, "extract", started, attempt).to_dict()
-
-
-def chunk_stage(state: dict) -> dict:
-    return _run("chunk", state).to_dict()
-
-
-def embed_stage(state: dict) -> dict:
-    """One Map item: the chunks [start, end) → a .npy artifact. Returns its reference and seconds."""
-    started, attempt = time.perf_counter(), state.pop("attempt", 1)
-    upload = Upload(**state[StateField.UPLOAD])
-    part = steps.embed(components().ports(), DocumentRef(**state[StateField.REF]), Batch(**state[StateField.BATCH]),
-                       sequencer=upload.sequencer)
-    return replace(part, seconds=round(time.perf_counter() - started, 3), attempts=attempt).to_dict()
-
-
-def _embed_timing(state: IngestState) -> IngestState:
-    """The Map's batches, added up, as the embed stage's time; its attempts are the most any batch needed."""
+def _fan_out_timing(state: IngestState) -> IngestState:
+    """The Map's batches, added up, as the embed stage's time; its attempts are the most any batch needed.
+    A metric of its own: this invocation's `stage` dimension is the next stage's."""
     seconds = round(sum(p.seconds for p in state.embedded), 3)
     with single_metric(name="StageSeconds", unit=MetricUnit.Seconds, value=seconds, namespace="hanrag",
                        default_dimensions={"service": "ingest"}) as metric:
@@ -193,24 +169,41 @@ def _embed_timing(state: IngestState) -> IngestState:
     return state.timed("embed", seconds, max((p.attempts for p in state.embedded), default=1))
 
 
-def index_stage(state: dict) -> dict:
-    result = _run("index", state, before=_embed_timing)
-    metrics.add_metric(name="ChunksIndexed", unit=MetricUnit.Count, value=result.chunks)
-    return result.to_dict()
+def _stage_step(stage: Stage, state: dict, started: float, attempt: int) -> dict:
+    """The state machine's state → the step under the definition's failure policy → the next state, timed."""
+    if StateField.RUN in state:
+        ports, current = components().ports(), IngestState.from_dict(state)
+    else:  # the first stage: the run starts here, reading the upload (the version the event named)
+        upload = Upload(**state[StateField.UPLOAD])
+        uploads = S3BlobStore(components().client("s3"), upload.bucket, prefix="", version_id=upload.version_id)
+        ports, current = components().ports(uploads), _first_state(upload)
+    if current.embedded:  # the fan-out has just ended
+        current = _fan_out_timing(current)
+    if stage.name == "notify":  # the announcement carries the run's time, this stage's included
+        return _ingested(steps.run_step(stage, ports, _timed(current, stage.name, started, attempt), attempt))
+    result = steps.run_step(stage, ports, current, attempt)
+    if result.skipped:
+        logger.info("unchanged since the last ingest", extra={"source": result.ref.source})
+        return result.to_dict()
+    if stage.name == "index":
+        metrics.add_metric(name="ChunksIndexed", unit=MetricUnit.Count, value=result.chunks)
+    return _timed(result, stage.name, started, attempt).to_dict()
 
 
-def summarize_stage(state: dict) -> dict:
-    return _run("summarize", state).to_dict()
-
-
-def notify_stage(state: dict) -> dict:
-    started, attempt = time.perf_counter(), state.pop("attempt", 1)
-    timed = _timed(IngestState.from_dict(state), "notify", started, attempt)  # the announcement carries its time
-    record = steps.run_step(stage("notify"), components().ports(), timed, attempt).record("succeeded")
+def _ingested(state: IngestState) -> dict:
+    """The execution's output: the run as its record tells it."""
+    record = state.record("succeeded")
     metrics.add_metric(name="DocumentsIngested", unit=MetricUnit.Count, value=1)
     return {"status": "succeeded", "run_id": record.run_id, "user_id": record.user_id, "source": record.source,
             "pages": record.pages, "chunks": record.chunks, "durations": record.durations,
             "warnings": record.warnings, "summary": record.summary}
+
+
+def _embed_batch(state: dict, started: float, attempt: int) -> dict:
+    """One item of the fan-out: the chunks [start, end) → a .npy artifact; its reference, seconds and attempt."""
+    part = steps.embed(components().ports(), DocumentRef(**state[StateField.REF]), Batch(**state[StateField.BATCH]),
+                       sequencer=Upload(**state[StateField.UPLOAD]).sequencer)
+    return replace(part, seconds=round(time.perf_counter() - started, 3), attempts=attempt).to_dict()
 
 
 # ---------------------------------------------------------------------------- failures
@@ -234,16 +227,58 @@ def failure_reason(error: dict) -> str:
     return f"internal error ({name}): {message}"
 
 
-def record_failure_stage(state: dict) -> dict:
+# ---------------------------------------------------------------------------- Lambda entry points
+
+def _entry(handler):
+    """Powertools Logger (with the Lambda context), Tracer and Metrics around a handler."""
+    return logger.inject_lambda_context(clear_state=True)(tracer.capture_lambda_handler(metrics.log_metrics(handler)))
+
+
+def unwrap(event: dict) -> dict:
+    """The state a stage gets, with `attempt` counted from 1: the state machine sends `{"state": $,
+    "attempt": $$.State.RetryCount}` (a direct invocation is attempt 1), and the first stage's state
+    is the EventBridge event itself, read into the upload it names."""
+    if "state" in event and "attempt" in event:
+        event = {**event["state"], "attempt": int(event["attempt"]) + 1}
+    if "detail" in event:
+        return {StateField.UPLOAD: asdict(upload_from_event(event)), "attempt": event.get("attempt", 1)}
+    return event
+
+
+def _stage_handler(stage: Stage) -> Callable[[dict, Any], dict]:
+    """The Lambda handler of one stage of the definition: its event → one attempt, run once per upload
+    (per batch, for the fan-out stage) however often the state machine delivers it."""
+    step = _embed_batch if stage.fans_out else partial(_stage_step, stage)
+
+    def run(state: dict) -> dict:
+        started, attempt = time.perf_counter(), state.pop("attempt", 1)
+        return step(state, started, attempt)
+
+    # Powertools keys each stored result by this function's qualified name: one per stage, as before.
+    run.__qualname__ = f"{stage.name}_stage"
+
+    def handler(event: dict, context) -> dict:
+        return _idempotent(run, BATCH_KEY if stage.fans_out else UPLOAD_KEY, unwrap(event), context)
+
+    handler.__name__ = handler.__qualname__ = f"{stage.name}_handler"  # X-Ray names the trace after it
+    return _entry(handler)
+
+
+# `extract_handler`, `chunk_handler`, …: the image command `Stage.handler` gives each stage's function.
+for _stage in STAGES:
+    globals()[_stage.handler.rpartition(".")[2]] = _stage_handler(_stage)
+
+
+@_entry
+def record_failure_handler(state: dict, context) -> dict:
     """Catch path: the registry says why (the previous version stays current), SNS says so too."""
     if StateField.REF not in state:  # failed before extract knew the document: name it from the upload
         upload = Upload(**state[StateField.UPLOAD]) if StateField.UPLOAD in state else upload_from_event(state)
         try:
-            user_id, source = parse_upload_key(_existing_key(upload) or upload.key)
+            names = parse_upload_key(_existing_key(upload) or upload.key)
         except errors.InvalidName:
-            user_id, source = "unknown", upload.key
-        state = {**state, **IngestState(upload, DocumentRef(user_id, source, ""), uuid.uuid4().hex[:16],
-                                        time.time()).to_dict()}
+            names = ("unknown", upload.key)
+        state = {**state, **_new_run(upload, *names).to_dict()}
     reason = failure_reason(state.get(StateField.ERROR, {}))
     record = steps.record_failure(components().ports(), IngestState.from_dict(state), reason,
                                   state.get(StateField.FAILED_STAGE))
@@ -253,7 +288,8 @@ def record_failure_stage(state: dict) -> dict:
             "failed_stage": record.failed_stage}
 
 
-def delete_document(event: dict) -> dict:
+@_entry
+def delete_handler(event: dict, context) -> dict:
     """`Object Deleted`: the document's chunks leave the user's index and its registry entry is marked
     deleted. Deleting a file nobody ingested is not an error. In a versioned bucket an old version
     can be deleted (by a person or by the lifecycle rule) while the file stays: then nothing changes.
@@ -270,61 +306,3 @@ def delete_document(event: dict) -> dict:
     removed, known = steps.delete_document(c.ports(), user_id, source, upload.sequencer)
     metrics.add_metric(name="DocumentsDeleted", unit=MetricUnit.Count, value=1 if known else 0)
     return {"user_id": user_id, "source": source, "chunks_removed": removed, "was_registered": known is not None}
-
-
-# ---------------------------------------------------------------------------- Lambda entry points
-
-def _entry(handler):
-    """Powertools Logger (with the Lambda context), Tracer and Metrics around a handler."""
-    return logger.inject_lambda_context(clear_state=True)(tracer.capture_lambda_handler(metrics.log_metrics(handler)))
-
-
-def unwrap(event: dict) -> dict:
-    """The state machine sends `{"state": $, "attempt": $$.State.RetryCount}`; the stage gets the state
-    with `attempt` counted from 1 (a direct invocation is attempt 1)."""
-    if "state" in event and "attempt" in event:
-        return {**event["state"], "attempt": int(event["attempt"]) + 1}
-    return event
-
-
-@_entry
-def extract_handler(event: dict, context) -> dict:
-    state = unwrap(event)
-    if "detail" in state:  # the EventBridge event itself
-        state = {StateField.UPLOAD: asdict(upload_from_event(state)), "attempt": state.get("attempt", 1)}
-    return _idempotent(extract_stage, UPLOAD_KEY, state, context)
-
-
-@_entry
-def chunk_handler(event: dict, context) -> dict:
-    return _idempotent(chunk_stage, UPLOAD_KEY, unwrap(event), context)
-
-
-@_entry
-def embed_handler(event: dict, context) -> dict:
-    return _idempotent(embed_stage, BATCH_KEY, unwrap(event), context)
-
-
-@_entry
-def index_handler(event: dict, context) -> dict:
-    return _idempotent(index_stage, UPLOAD_KEY, unwrap(event), context)
-
-
-@_entry
-def summarize_handler(event: dict, context) -> dict:
-    return _idempotent(summarize_stage, UPLOAD_KEY, unwrap(event), context)
-
-
-@_entry
-def notify_handler(event: dict, context) -> dict:
-    return _idempotent(notify_stage, UPLOAD_KEY, unwrap(event), context)
-
-
-@_entry
-def record_failure_handler(event: dict, context) -> dict:
-    return record_failure_stage(event)
-
-
-@_entry
-def delete_handler(event: dict, context) -> dict:
-    return delete_document(event)

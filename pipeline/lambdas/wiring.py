@@ -58,10 +58,6 @@ class AwsSettings:
     def llm(self) -> str:
         return self.pipeline.llm.kind
 
-    @property
-    def embed_batch_chunks(self) -> int:  # chunks per Map item (one embed Lambda call)
-        return self.pipeline.embed_batch_chunks
-
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AwsSettings:
         env = os.environ if env is None else env
