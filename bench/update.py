@@ -68,9 +68,9 @@ def _to_unicode(font) -> tuple[int, dict[bytes, str]]:
 
 
 def edit_one_number(source: Path, target: Path, page_number: int, nth: int = 0) -> tuple[str, str]:
-    """Change the `nth` number of the page (counting text strings of two or more characters that hold a
-    digit the font can swap for another): the new PDF has the same pages with that one digit
-    different. Returns the (old, new) text of the string edited."""
+    """Change the `nth` number of the page (counting the text strings that hold a digit the font can swap
+    for another): the new PDF has the same pages with that one digit different. Returns the (old, new)
+    text of the string edited."""
     from pypdf import PdfReader, PdfWriter
     from pypdf.generic import ByteStringObject, ContentStream
 
@@ -86,17 +86,17 @@ def edit_one_number(source: Path, target: Path, page_number: int, nth: int = 0) 
         if operator not in (b"Tj", b"TJ") or font is None or "/ToUnicode" not in font:
             continue
         width, codes = _to_unicode(font)
-        digit_codes = {text: code for code, text in codes.items() if len(text) == 1 and text.isdigit()}
+        digit_codes = {text: code for code, text in codes.items() if text in set("0123456789")}
         strings = operands[0] if operator == b"TJ" else operands
         for i, string in enumerate(strings):
             if not isinstance(string, (bytes, str)):
                 continue
-            raw = bytes(string, "latin-1") if isinstance(string, str) else bytes(string)
+            raw = string.original_bytes if hasattr(string, "original_bytes") else bytes(string)
             parts = [raw[j:j + width] for j in range(0, len(raw), width)]
             text = "".join(codes.get(p, "?") for p in parts)
-            swappable = [j for j, char in enumerate(text) if char.isdigit()
+            swappable = [j for j, char in enumerate(text) if char in "0123456789"
                          and any(d != char and d in digit_codes for d in "0123456789")]
-            if len(text) < 2 or not swappable:
+            if not swappable:
                 continue
             if nth:
                 nth -= 1
@@ -121,15 +121,17 @@ def pages_that_differ(a: Path, b: Path) -> list[int]:
             if first[n].get_textpage().get_text_range() != second[n].get_textpage().get_text_range()]
 
 
-def chunk_texts(path: Path) -> list[str]:
+def chunk_texts(path: Path, source: str | None = None) -> list[str]:
+    """What hanrag embeds for the file, named `source` (its name by default: the title comes from it)."""
     from pipeline.config import Settings
     from pipeline.models import DocumentRef
     from pipeline.stages.chunk import chunk_document
     from pipeline.stages.extract import extract
 
     settings = Settings.from_env()
-    doc = extract(path.read_bytes(), path.name, settings.extract)
-    return [c.search_text for c in chunk_document(doc, DocumentRef("bench", path.name, "v"), settings.chunk)]
+    source = source or path.name
+    doc = extract(path.read_bytes(), source, settings.extract)
+    return [c.search_text for c in chunk_document(doc, DocumentRef("bench", source, "v"), settings.chunk)]
 
 
 def prepare(files: list[str], work: Path) -> list[dict]:
@@ -257,8 +259,8 @@ def print_report(result: dict) -> None:
               f"{run['peak_rss_mib']} |")
     if "hanrag" in runs:
         ours = runs["hanrag"]
-        print(f"\nhanrag reused {ours['reused']} vectors; its cold ingest of the originals took {ours['cold_wall_s']} s "
-              f"wall, {ours['cold_cpu_s']} s CPU; update stages (s): {ours['stages_s']}")
+        print(f"\nhanrag reused {ours['reused']} vectors; its cold ingest of the originals took "
+              f"{ours['cold_wall_s']} s wall, {ours['cold_cpu_s']} s CPU; update stages (s): {ours['stages_s']}")
         for name, run in runs.items():
             if name != "hanrag":
                 print(f"hanrag vs {name}: {run['wall_s'] / ours['wall_s']:.1f}× faster (wall), "
