@@ -20,7 +20,8 @@ Measured, each in its own child process (wall seconds, CPU seconds user+sys, pea
 Chunk stability is checked on the way: hanrag's chunk texts of each original and its edit (through
 `extract` and `chunk_document`) are compared, and the number of chunks that differ is printed.
 
-    nice -n 10 python bench/update.py [--files N] [--only hanrag,langchain,langchain-indexing] [--json]
+    nice -n 10 python bench/update.py [--set long|short] [--files N] [--only hanrag,langchain,langchain-indexing]
+                                      [--json] [--report]   (--report: the table of bench/out/update.json)
 """
 
 from __future__ import annotations
@@ -42,10 +43,19 @@ sys.path.insert(0, str(ROOT / "bench"))
 import peers  # noqa: E402  (the peers' chains, the child runner and the network refusal)
 
 CORPUS = peers.CORPUS
-# the five longest text PDFs of corpus/ko, and the page edited in each (1-based; about a third in)
-FILES = ("2021년도_중소벤처기업부_업무계획.pdf", "2023_2027 국가재정운용계획 주요내용.pdf",
-         "제4차(24_28)+학교도서관+진흥+기본계획.pdf", "2024년+국립대학+육성사업+기본계획.pdf",
-         "2025년 주요업무 추진계획.pdf")
+# five corpus/ko PDFs; the page edited in each is about a third in. `long`: the five longest text PDFs
+# (25–42 pages); `short`: five press releases and notices (6–9 pages), where the fixed costs of a
+# re-ingest (extraction, chunking, keyword analysis, summary, process start) weigh the most.
+FILE_SETS = {
+    "long": ("2021년도_중소벤처기업부_업무계획.pdf", "2023_2027 국가재정운용계획 주요내용.pdf",
+             "제4차(24_28)+학교도서관+진흥+기본계획.pdf", "2024년+국립대학+육성사업+기본계획.pdf",
+             "2025년 주요업무 추진계획.pdf"),
+    "short": ("240130(보도자료) 지방은행의 시중은행 전환시 인가방식 및 절차.pdf",
+              "240320(보도자료) 금융권의 상생금융 추진현황.pdf",
+              "240409(보도자료) 금융위 핀테크 투자 생태계 활성화 나선다.pdf",
+              "240418 도로터널 결로대책 가이드라인(최종).pdf",
+              "전문교육기관ㆍ항공훈련기관 지정ㆍ인가 및 안전관리 현황__.pdf"),
+}
 PIPELINES = ("hanrag", "langchain", "langchain-indexing")
 
 
@@ -145,11 +155,15 @@ def prepare(files: list[str], work: Path) -> list[dict]:
         import pypdfium2 as pdfium
 
         pages = len(pdfium.PdfDocument(original))
-        page = max(1, pages // 3)
+        first = max(1, pages // 3)
         before = chunk_texts(original)
         # the first number of the page whose change reaches the text hanrag indexes (not a page number)
-        for nth in range(30):
-            old, new = edit_one_number(original, edited, page, nth)
+        changed = 0
+        for page, nth in ((p, n) for p in range(first, pages + 1) for n in range(30)):
+            try:
+                old, new = edit_one_number(original, edited, page, nth)
+            except ValueError:  # no more numbers on this page: the next one
+                continue
             differ = pages_that_differ(original, edited)
             if differ != [page]:
                 sys.exit(f"{name}: the edit of page {page} changed the text of pages {differ}")
@@ -157,6 +171,8 @@ def prepare(files: list[str], work: Path) -> list[dict]:
             changed = len(set(after) - set(before))
             if changed:
                 break
+        if not changed:
+            sys.exit(f"{name}: no number to edit from page {first} on")
         edits.append({"file": name, "pages": pages, "page": page, "old": old, "new": new,
                       "chunks": len(after), "chunks_changed": changed})
         print(f"{name}: page {page}/{pages} {old!r} → {new!r}; chunks changed {changed} of {len(after)}",
@@ -270,13 +286,18 @@ def print_report(result: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--files", type=int, default=len(FILES), help="edit the first N of the five files")
+    parser.add_argument("--set", choices=sorted(FILE_SETS), default="long", help="which five PDFs")
+    parser.add_argument("--files", type=int, default=5, help="edit the first N of the five files")
     parser.add_argument("--only", default=",".join(PIPELINES))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--report", action="store_true", help="print the table of bench/out/update.json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.report:
+        print_report(json.loads((ROOT / "bench" / "out" / "update.json").read_text(encoding="utf-8")))
+        return
     if args.worker:
         peers.refuse_network()
         data = langchain_update(args.work, incremental=args.worker == "langchain-indexing")
@@ -285,18 +306,23 @@ def main() -> None:
     result = {"command": "python bench/update.py " + " ".join(sys.argv[1:]),
               "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()), "pipelines": {}}
     with tempfile.TemporaryDirectory(prefix="hanrag-update-bench-") as work:
-        result["edits"] = prepare(list(FILES[: args.files]), Path(work))
+        result["edits"] = prepare(list(FILE_SETS[args.set][: args.files]), Path(work))
         for pipeline in [p for p in PIPELINES if p in args.only.split(",")]:
             print(f"{pipeline} …", file=sys.stderr, flush=True)
             result["pipelines"][pipeline] = (hanrag_update(Path(work)) if pipeline == "hanrag"
                                              else measure_peer(pipeline, Path(work)))
-    result["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+            result["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+            save(result)  # each pipeline's figures kept as soon as they are measured
+    if not args.json:
+        print_report(result)
+    else:
+        print(json.dumps(result, ensure_ascii=False))
+
+
+def save(result: dict) -> None:
     out = ROOT / "bench" / "out"
     out.mkdir(exist_ok=True)
     (out / "update.json").write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
-    print(json.dumps(result, ensure_ascii=False) if args.json else "", end="")
-    if not args.json:
-        print_report(result)
 
 
 if __name__ == "__main__":
