@@ -209,8 +209,8 @@ def notify_stage(state: dict) -> dict:
     record = steps.run_step(stage("notify"), components().ports(), timed, attempt).record("succeeded")
     metrics.add_metric(name="DocumentsIngested", unit=MetricUnit.Count, value=1)
     return {"status": "succeeded", "run_id": record.run_id, "user_id": record.user_id, "source": record.source,
-            "pages": record.pages, "chunks": record.chunks, "durations": record.durations,
-            "warnings": record.warnings, "summary": record.summary}
+            "pages": record.pages, "chunks": record.chunks, "embedded": record.embedded, "reused": record.reused,
+            "durations": record.durations, "warnings": record.warnings, "summary": record.summary}
 
 
 # ---------------------------------------------------------------------------- failures
