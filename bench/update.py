@@ -268,20 +268,25 @@ def print_report(result: dict) -> None:
         print(f"| {e['file']} | {e['pages']} | {e['page']} | {e['old']} → {e['new']} | {e['chunks']} | "
               f"{e['chunks_changed']} |")
     runs = result["pipelines"]
-    print("\n| update of the five files | wall s (child) | CPU s (child) | chunks | embedded | peak RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("\n| update of the five files | wall s (child) | CPU s (child) | update alone wall / CPU s | chunks | "
+          "embedded | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, run in runs.items():
-        print(f"| {name} | {run['wall_s']} | {run['cpu_s']} | {run['chunks']} | {run['embedded']} | "
+        alone = f"{run['update_s']} / {run['update_cpu_s']}" if "update_s" in run else "-"
+        print(f"| {name} | {run['wall_s']} | {run['cpu_s']} | {alone} | {run['chunks']} | {run['embedded']} | "
               f"{run['peak_rss_mib']} |")
     if "hanrag" in runs:
         ours = runs["hanrag"]
         print(f"\nhanrag reused {ours['reused']} vectors; its cold ingest of the originals took "
               f"{ours['cold_wall_s']} s wall, {ours['cold_cpu_s']} s CPU; update stages (s): {ours['stages_s']}")
         for name, run in runs.items():
-            if name != "hanrag":
-                print(f"hanrag vs {name}: {run['wall_s'] / ours['wall_s']:.1f}× faster (wall), "
-                      f"{run['cpu_s'] / ours['cpu_s']:.1f}× less CPU; the peer's update alone (in its child, "
-                      f"model loaded) {run['update_s']} s wall, {run['update_cpu_s']} s CPU")
+            if name == "langchain":  # its child does the update only: process start and model load included
+                print(f"hanrag vs {name} (whole child each): {run['wall_s'] / ours['wall_s']:.1f}× faster (wall), "
+                      f"{run['cpu_s'] / ours['cpu_s']:.1f}× less CPU")
+            elif name != "hanrag":  # its child fills the store first: the update alone, after the model loaded
+                print(f"hanrag vs {name} (its update alone, model loaded; hanrag's whole child): "
+                      f"{run['update_s'] / ours['wall_s']:.1f}× faster (wall, {run['update_s']} s), "
+                      f"{run['update_cpu_s'] / ours['cpu_s']:.1f}× less CPU ({run['update_cpu_s']} s)")
 
 
 def main() -> None:
