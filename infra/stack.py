@@ -298,6 +298,9 @@ class HanragStack(cdk.Stack):
         self.runs = table("Runs", "run_key")
         self.history = table("ChatHistory", "turn_key", ttl="expires_at")
         self.idempotency = table("Idempotency", "", ttl="expiration", partition="id")
+        # passage vectors by model and text (pipeline/adapters/aws/vector_cache.py): an edited document
+        # embeds only its changed chunks; items expire 30 days after their last use
+        self.vector_cache = table("VectorCache", "", ttl="expires_at", partition="key")
 
     def _notifications(self) -> None:
         self.topic = sns.Topic(self, "RunTopic", display_name="hanrag runs", enforce_ssl=True)
@@ -482,6 +485,8 @@ class HanragStack(cdk.Stack):
         for function in (f["index"], self.delete_function):
             self._search_writer(function)
         self._grant_embedding(f["embed"])
+        f["embed"].add_environment(Env.VECTOR_CACHE_TABLE, self.vector_cache.table_name)
+        self.vector_cache.grant(f["embed"], "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem")
         self._grant_llm(f["summarize"])
         for function in [*f.values(), self.record_failure, self.delete_function]:
             self._ack_function(function)

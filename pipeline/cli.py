@@ -270,6 +270,8 @@ def _record_json(record: RunRecord) -> dict:
         "reason": record.reason,
         "pages": record.pages,
         "chunks": record.chunks,
+        "embedded": record.embedded,
+        "reused": record.reused,
         "durations": record.durations,
         "warnings": record.warnings,
         "run_id": record.run_id,
@@ -291,8 +293,10 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         progress.close()
     if not args.json:
         counts = {s: sum(r.status == s for r in records) for s in ("succeeded", "skipped", "failed")}
+        embedded, reused = sum(r.embedded for r in records), sum(r.reused for r in records)
         print(f"{len(records)} files: {counts['succeeded']} ingested, {counts['skipped']} unchanged, "
-              f"{counts['failed']} failed · index {settings.database_path}")
+              f"{counts['failed']} failed · {embedded} chunks embedded, {reused} reused · "
+              f"index {settings.database_path}")
     return 1 if any(r.status == "failed" for r in records) else 0
 
 
@@ -301,7 +305,8 @@ def _record_line(record: RunRecord) -> str:
     line = f"{mark} {record.source}"
     if record.status == "succeeded":
         total = sum(record.durations.values())
-        line += f"  {record.pages} pages, {record.chunks} chunks, {total:.1f}s"
+        reused = f" ({record.reused} reused)" if record.reused else ""
+        line += f"  {record.pages} pages, {record.chunks} chunks{reused}, {total:.1f}s"
     elif record.reason:
         line += f"  {record.reason}"
     for warning in record.warnings:

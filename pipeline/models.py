@@ -189,6 +189,8 @@ class RunRecord:
     failed_stage: str | None = None
     summary: str = ""
     worker: str = ""  # "host:pid" of the process running it, so a restart can tell an interrupted run
+    embedded: int = 0  # chunks sent to the embedding model
+    reused: int = 0  # chunks whose vector was already computed (unchanged text of an earlier version, …)
 
     @property
     def durations(self) -> dict[str, float]:
@@ -235,6 +237,8 @@ class EmbeddedBatch:
     key: str
     seconds: float = 0.0
     attempts: int = 1
+    embedded: int = 0  # chunks the model embedded
+    reused: int = 0  # chunks whose vector came from the vector cache
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -265,6 +269,8 @@ class IngestState:
     skipped: bool = False
     batches: tuple[Batch, ...] = ()
     embedded: tuple[EmbeddedBatch, ...] = ()
+    chunks_embedded: int = 0  # summed from `embedded` by the index step, which lets the batches go
+    chunks_reused: int = 0
 
     @property
     def artifacts(self) -> str:
@@ -285,13 +291,14 @@ class IngestState:
             version=ref.version, status=status, started_at=self.started_at, finished_at=finished_at,
             stages=[StageTiming(s.stage, s.seconds, s.attempts) for s in self.stages], pages=self.pages,
             chunks=self.chunks, warnings=list(self.warnings), reason=reason, failed_stage=failed_stage,
-            summary=self.summary,
+            summary=self.summary, embedded=self.chunks_embedded, reused=self.chunks_reused,
         )
 
     def to_dict(self) -> dict[str, Any]:
         run = {"run_id": self.run_id, "started_at": self.started_at, "pages": self.pages, "chunks": self.chunks,
                "title": self.title, "summary": self.summary, "warnings": list(self.warnings),
-               "stages": [asdict(s) for s in self.stages]}
+               "stages": [asdict(s) for s in self.stages], "embedded": self.chunks_embedded,
+               "reused": self.chunks_reused}
         return {"upload": asdict(self.upload), "ref": asdict(self.ref), "run": run, "artifacts": self.artifacts,
                 "skipped": self.skipped, "batches": [asdict(b) for b in self.batches],
                 "embedded": [e.to_dict() for e in self.embedded]}
@@ -307,4 +314,5 @@ class IngestState:
             stages=tuple(StageTiming(**s) for s in run.get("stages", ())), skipped=bool(data.get("skipped")),
             batches=tuple(Batch(**b) for b in data.get("batches", ())),
             embedded=tuple(EmbeddedBatch(**e) for e in data.get("embedded") or ()),
+            chunks_embedded=run.get("embedded", 0), chunks_reused=run.get("reused", 0),
         )

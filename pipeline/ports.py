@@ -30,6 +30,20 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> np.ndarray: ...
 
 
+class VectorCache(Protocol):
+    """Passage vectors already computed, by embedding model and text key (see
+    `pipeline.adapters.cached_embedder`): what lets an edited document embed only its changed chunks."""
+
+    def get_many(self, model: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """The vectors held for those keys of this model (missing keys are absent); marks them used."""
+        ...
+
+    def put_many(self, model: str, vectors: dict[str, np.ndarray]) -> None:
+        """Keep these vectors of this model; the store stays within its bound by forgetting the least
+        recently used ones."""
+        ...
+
+
 class SearchIndex(Protocol):
     """A per-user hybrid (keyword + vector) index of chunks."""
 

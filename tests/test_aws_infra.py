@@ -506,7 +506,7 @@ def test_tables_sns_embedding_endpoint_and_chat_apis(template):
     tables = {t["Properties"]["KeySchema"][0]["AttributeName"] + "/" + (
         t["Properties"]["KeySchema"][1]["AttributeName"] if len(t["Properties"]["KeySchema"]) > 1 else "")
         for t in resources("AWS::DynamoDB::Table").values()}
-    assert tables == {"user_id/source", "user_id/run_key", "user_id/turn_key", "id/"}
+    assert tables == {"user_id/source", "user_id/run_key", "user_id/turn_key", "id/", "key/"}
     for table in resources("AWS::DynamoDB::Table").values():
         assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
         assert table["DeletionPolicy"] == "Delete"
@@ -731,3 +731,22 @@ def test_uploads_deletes_and_offboarding_have_their_own_function_and_routes():
                   if b["Properties"].get("VersioningConfiguration"))
     assert bucket["CorsConfiguration"]["CorsRules"] == [
         {"AllowedHeaders": ["content-type"], "AllowedMethods": ["PUT"], "AllowedOrigins": ["*"], "MaxAge": 3000}]
+
+
+def test_only_the_embed_function_reads_and_writes_the_vector_cache_which_expires_unused_vectors():
+    from pipeline.definition import Env
+
+    [(name, table)] = [(k, t) for k, t in resources("AWS::DynamoDB::Table").items() if k.startswith("VectorCache")]
+    assert table["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
+    for key, function in resources("AWS::Lambda::Function").items():
+        handler = function["Properties"].get("ImageConfig", {}).get("Command", [""])[0]
+        reaches = {action for statement in statements_of(handler) if any(
+            name in json.dumps(resource) for resource in listed(statement["Resource"]))
+            for action in listed(statement["Action"])} if handler else set()
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        if handler == f"{INGEST}.embed_handler":
+            assert reaches == {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"}
+            assert variables[Env.VECTOR_CACHE_TABLE] == {"Ref": name}
+        else:
+            assert not reaches and Env.VECTOR_CACHE_TABLE not in variables, key

@@ -211,6 +211,7 @@ def test_a_korean_pdf_is_ingested_searchable_for_its_user_only_and_announced(aws
     output = json.loads(execution["output"])
     assert output["status"] == "succeeded" and output["source"] == BANK
     assert output["pages"] == 7 and output["chunks"] > 8  # > 8 chunks: the Map ran more than one batch
+    assert (output["embedded"], output["reused"]) == (output["chunks"], 0)  # summed over the Map's batches
     assert set(output["durations"]) == {"extract", "chunk", "embed", "index", "summarize", "notify"}
     assert sum(name.startswith("EmbedFunction") for name in aws.calls) >= 2
 

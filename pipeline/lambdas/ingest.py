@@ -195,8 +195,8 @@ def _ingested(state: IngestState) -> dict:
     record = state.record("succeeded")
     metrics.add_metric(name="DocumentsIngested", unit=MetricUnit.Count, value=1)
     return {"status": "succeeded", "run_id": record.run_id, "user_id": record.user_id, "source": record.source,
-            "pages": record.pages, "chunks": record.chunks, "durations": record.durations,
-            "warnings": record.warnings, "summary": record.summary}
+            "pages": record.pages, "chunks": record.chunks, "embedded": record.embedded, "reused": record.reused,
+            "durations": record.durations, "warnings": record.warnings, "summary": record.summary}
 
 
 def _embed_batch(state: dict, started: float, attempt: int) -> dict:

