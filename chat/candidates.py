@@ -280,10 +280,23 @@ def table_rows(lines: Sequence[str], rank: int = 0, position: int = 0) -> list[C
     return found
 
 
+_LEADING_NUMBER = re.compile(r"\d[\d,.]*\s*")
+
+
+def _clean_cell(value: str) -> str:
+    """A cell is cleaned as a sentence is, but a number it starts with is its value, not a section
+    number: "7.6 g/kg 미만" stays whole."""
+    cleaned = clean_sentence(value)
+    number = _LEADING_NUMBER.match(" ".join(value.split()))
+    if number and not cleaned.startswith(number.group().strip()):
+        return number.group() + cleaned
+    return cleaned
+
+
 def _pairs(header: list[str], row: list[str], serial: set[int]) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
     for i, value in enumerate(row):
-        value = clean_sentence(value) if value else ""
+        value = _clean_cell(value) if value else ""
         if not value or i in serial or (pairs and pairs[-1][1] == value):
             continue
         name = header[i] if header[i] != value else ""

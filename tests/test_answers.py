@@ -117,3 +117,10 @@ def test_the_fact_is_of_the_kind_the_question_asks_for(question, passage, fact):
     assert reply.found and reply.fact is not None and reply.fact["text"] == fact, reply
     assert reply.text[reply.fact["start"]:reply.fact["end"]] == fact
 
+
+
+def test_a_cell_that_starts_with_a_number_keeps_it():
+    # the tunnel guideline's condensation levels (corpus/ko, page 9): "7.6 g/kg 미만" is not a section number
+    from chat.candidates import table_rows
+    rows = table_rows(["| 등급 | 외기 절대습도 | 시점부 |", "|---|---|---|", "| Level 2 | 7.6 g/kg 미만 | 건조 |"])
+    assert [r.text for r in rows] == ["등급: Level 2, 외기 절대습도: 7.6 g/kg 미만, 시점부: 건조"]
