@@ -8,10 +8,11 @@ import re
 
 import pytest
 
-from chat.answer import NOT_FOUND
+from chat.answer import NOT_FOUND, extractive_answer
 from chat.retrieve import Retriever
 from chat.service import ChatService, ChatTurn
 from pipeline.adapters.local.history import SqliteHistory
+from pipeline.models import SearchHit
 from tests.conftest import AVIATION, FIXTURES, SAMPLES, TUNNEL, make_runner
 
 PLAN = "2020중기부업무계획.pdf"
@@ -95,3 +96,31 @@ def test_an_llm_reads_the_same_candidates_tables_as_rows_with_headers(runner):
     assert "항목: 건강검진, 지원 금액: 연 50만 원, 대상: 임직원 및 배우자" in first, first
     assert "| 건강검진 |" not in prompt
     assert reply.answer.citations[0].source == BENEFITS
+
+
+def _passage(text: str, source: str = "위키백과.txt") -> SearchHit:
+    return SearchHit("c1", "d1", source, source, 1, 1, "", "text", text, 1.0)
+
+
+@pytest.mark.parametrize(("question", "passage", "fact"), [
+    # "몇 위" asks for a rank: the number followed by 위, not the year nor another count of the sentence
+    ("방탄소년단은 2017 파워셀러브리티 몇 위에 선정됐나?",
+     "방탄소년단은 2017년 포브스코리아 파워셀러브리티 조사에서 멤버 7명이 함께 5위에 선정됐다.", "5위"),
+    ("LTE Cat.6의 최대 다운로드 속도는 몇 Mbps인가?",
+     "LTE Cat.6 모델은 20MHz 대역 2개를 묶어 최대 300 Mbps의 다운로드 속도를 낸다.", "300 Mbps"),
+    # 얼마나 asks for an amount even when the question also names a country (국가)
+    ("2009년 국가부채는 2007년 말에 비해 얼마나 증가하였는가?",
+     "2009년 대한민국의 국가부채는 2007년 말에 비해 21.7% 증가하였다.", "21.7%"),
+])
+def test_the_fact_is_of_the_kind_the_question_asks_for(question, passage, fact):
+    reply = extractive_answer(question, [_passage(passage)])
+    assert reply.found and reply.fact is not None and reply.fact["text"] == fact, reply
+    assert reply.text[reply.fact["start"]:reply.fact["end"]] == fact
+
+
+
+def test_a_cell_that_starts_with_a_number_keeps_it():
+    # the tunnel guideline's condensation levels (corpus/ko, page 9): "7.6 g/kg 미만" is not a section number
+    from chat.candidates import table_rows
+    rows = table_rows(["| 등급 | 외기 절대습도 | 시점부 |", "|---|---|---|", "| Level 2 | 7.6 g/kg 미만 | 건조 |"])
+    assert [r.text for r in rows] == ["등급: Level 2, 외기 절대습도: 7.6 g/kg 미만, 시점부: 건조"]
