@@ -83,12 +83,15 @@ class Material:
 
         if not db_path.is_file():
             sys.exit(f"{db_path} is missing: run `python bench/korquad.py --limit 1` first (it builds it)")
-        copy = OUT / "scale-source.db"  # read a copy: korquad.py may rebuild its file meanwhile
+        # read a copy of our own: korquad.py may rebuild its file meanwhile, and another run of this one
+        copy = OUT / f"scale-source-{os.getpid()}.db"
         shutil.copyfile(db_path, copy)
         db = Database(copy)
         rows = db.execute("SELECT c.rowid, c.document_id, c.title, c.heading, c.text, v.embedding FROM chunks AS c"
                           " JOIN chunk_vectors AS v ON v.chunk_rowid = c.rowid ORDER BY c.rowid")
         db.close()
+        for leftover in (copy, Path(f"{copy}-wal"), Path(f"{copy}-shm")):
+            leftover.unlink(missing_ok=True)
         self.document_ids = [r[1] for r in rows]
         self.titles = [r[2] for r in rows]
         self.headings = [r[3] for r in rows]
@@ -161,6 +164,19 @@ class Material:
                             self.headings[i], "text", self.texts[i], 0) for j, i in enumerate(rows)]
             documents.append((ref, chunks, self.vectors[rows]))
         return documents
+
+
+def terms_fidelity(material: Material, sample: int = 200) -> dict:
+    """How close the assembled morphemes are to real Kiwi on whole synthetic chunks: the share of the
+    real terms (as a multiset) that the assembled ones hold, and the chunks where the two are identical."""
+    from collections import Counter
+
+    _, chunks, _, assembled = material.synthetic(0, sample, USER)
+    texts = [c.search_text for c in chunks]
+    real = korean.analyze_many(texts)
+    shared = sum(sum((Counter(r) & Counter(assembled[t])).values()) for t, r in zip(texts, real, strict=True))
+    return {"chunks": sample, "real_terms_covered": round(shared / sum(len(r) for r in real), 4),
+            "identical_chunks": sum(r == assembled[t] for t, r in zip(texts, real, strict=True))}
 
 
 @contextlib.contextmanager
@@ -308,6 +324,8 @@ def run(backend_name: str, sizes: list[int], query_count: int, budget_minutes: f
     picked = [q.text for q in random.Random(15).sample(questions, query_count + WARMUP)]
     query_vectors = np.stack([embedder.embed_query(q) for q in picked])
     material = Material(SOURCE_DB)
+    if backend_name == "sqlite":
+        print(f"assembled morphemes against real Kiwi: {terms_fidelity(material)}", file=sys.stderr)
     backend = (SqliteBackend(embedder.dim, fresh=True) if backend_name == "sqlite"
                else OpenSearchBackend(embedder.dim, embedder.name, url, fresh=True))
     results_path = OUT / f"scale-{backend_name}.json"
