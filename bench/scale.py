@@ -123,7 +123,7 @@ class Material:
 
     @staticmethod
     def _renumber(sentence: str, rng: random.Random) -> str:
-        """The same sentence with other numbers of the same length (years stay years)."""
+        """The same sentence with other numbers of as many digits (a year stays four digits, not a plausible year)."""
         return _NUMBER.sub(lambda m: str(rng.randint(10 ** (len(m[0]) - 1) if len(m[0]) > 1 else 0,
                                                       10 ** len(m[0]) - 1)), sentence)
 
