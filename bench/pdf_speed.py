@@ -1,0 +1,95 @@
+"""PDF extraction speed on one core, and the tables it finds, on the Korean public PDFs.
+
+Reads the PDFs of ../shared/data/corpus/ko that have a text layer (16 files, 300 pages; the leaflet
+whose pages are images is left out: it measures Tesseract, not the PDF reader). Each setting reads
+every file through `extract` `--repeat` times and keeps the fastest pass. Pages/s is per core: pages
+over the CPU seconds the process used (this machine is shared, so wall time mostly measures the
+others); the wall figure is printed beside it. Pin it to one core (`taskset -c 0`).
+
+    python bench/pdf_speed.py [--settings tables,no-tables,...] [--repeat 3]
+    python bench/pdf_speed.py --dump tables.json      # every table found, per file and page
+    python bench/pdf_speed.py --compare before.json   # ... and how they differ from an earlier dump
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "ko"
+IMAGE_ONLY = "240319 알기쉬운 청년농신보 책자(최종본)★_배포용.pdf"
+
+
+def settings() -> dict:
+    from pipeline.options import ExtractOptions
+
+    base = ExtractOptions(ocr=False)
+    found = {"no-tables": replace(base, pdf_tables=False), "tables": base}
+    fields = ExtractOptions.__dataclass_fields__
+    if "ocr_images" in fields:  # a tree from before image OCR has no such setting
+        found["tables"] = replace(base, ocr_images=False)
+        found["no-tables"] = replace(base, pdf_tables=False, ocr_images=False)
+        found["tables+image-ocr"] = replace(base, ocr=True, ocr_images=True)
+    return found
+
+
+def tables_of(doc) -> dict[str, list]:
+    by_page: dict[str, list] = {}
+    for element in doc.elements:
+        if element.kind == "table":
+            by_page.setdefault(str(element.page), []).append(element.table.rows)
+    return by_page
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--settings", default="no-tables,tables")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--dump", type=Path, help="write the tables found with 'tables' to this JSON file")
+    parser.add_argument("--compare", type=Path, help="compare the tables found with 'tables' to this dump")
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    from pipeline.stages.extract import extract
+
+    files = [p for p in sorted(args.corpus.glob("*.pdf")) if p.name != IMAGE_ONLY]
+    blobs = {p.name: p.read_bytes() for p in files}
+    known = settings()
+    print(f"{len(files)} PDFs from {args.corpus}, best of {args.repeat}\n")
+    print("| setting | pages | tables | CPU s | pages/s per core | wall s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    found: dict[str, dict] = {}
+    for name in args.settings.split(","):
+        options = known[name]
+        best, wall = float("inf"), float("inf")
+        for _ in range(args.repeat):
+            started, cpu = time.perf_counter(), time.process_time()
+            docs = {source: extract(data, source, options) for source, data in blobs.items()}
+            best = min(best, time.process_time() - cpu)
+            wall = min(wall, time.perf_counter() - started)
+        pages = sum(doc.pages for doc in docs.values())
+        tables = sum(e.kind == "table" for doc in docs.values() for e in doc.elements)
+        print(f"| {name} | {pages} | {tables} | {best:.2f} | {pages / best:.1f} | {wall:.2f} |")
+        if name == "tables":
+            found = {source: tables_of(doc) for source, doc in docs.items()}
+    if args.dump:
+        args.dump.write_text(json.dumps(found, ensure_ascii=False, indent=1))
+    if args.compare:
+        before = json.loads(args.compare.read_text())
+        pages = {(s, p) for doc in (before, found) for s in doc for p in doc[s]}
+        differ = [(s, p) for s, p in sorted(pages) if before.get(s, {}).get(p) != found.get(s, {}).get(p)]
+        print(f"\ncompared with {args.compare}: {len(pages)} pages hold tables, {len(differ)} differ")
+        for source, page in differ:
+            print(f"  {source} p.{page}: {len(before.get(source, {}).get(page, []))} tables before, "
+                  f"{len(found.get(source, {}).get(page, []))} now")
+
+
+if __name__ == "__main__":
+    main()
