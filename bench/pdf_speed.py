@@ -9,6 +9,7 @@ others); the wall figure is printed beside it. Pin it to one core (`taskset -c 0
     python bench/pdf_speed.py [--settings tables,no-tables,...] [--repeat 3]
     python bench/pdf_speed.py --dump tables.json      # every table found, per file and page
     python bench/pdf_speed.py --compare before.json   # ... and how they differ from an earlier dump
+    python bench/pdf_speed.py --check-skips           # no skipped path could have held an edge
 """
 
 from __future__ import annotations
@@ -48,6 +49,46 @@ def tables_of(doc) -> dict[str, list]:
     return by_page
 
 
+def check_skips(folders: list[Path]) -> None:
+    """Walk every path object the table finder skips on its bounding box, over every PDF we have,
+    and count those that would have given an edge pdfplumber keeps (there must be none)."""
+    import pypdfium2 as pdfium
+
+    from pipeline.stages.extract import pdf_objects
+    from pipeline.stages.extract.pdf_tables import EDGE_MIN_LENGTH_PREFILTER, _subpath_edges
+
+    class Everything(pdf_objects._PathReader):
+        skipped: list = []
+
+        def _too_small(self, path, outer, outer_scale):
+            if super()._too_small(path, outer, outer_scale):
+                self.skipped.append((path, outer))
+            return False
+
+    objects = skipped = wrong = 0
+    for path in sorted(p for folder in folders for p in folder.glob("*.pdf")):
+        try:
+            pdf = pdfium.PdfDocument(path)
+        except pdfium.PdfiumError:
+            continue  # encrypted or broken: no pages to look at
+        for index in range(len(pdf)):
+            page = pdf[index]
+            reader = Everything(EDGE_MIN_LENGTH_PREFILTER)
+            reader.skipped = []
+            found = list(reader.paths(pdf_objects._handle(page)))
+            objects += len(found)
+            skipped += len(reader.skipped)
+            matrix = reader.matrix
+            for obj, outer in reader.skipped:
+                pdf_objects._object_matrix(obj, matrix)
+                m = pdf_objects._concat(tuple(matrix), outer)
+                edges = [e for points, closed in reader.subpaths(obj, m) for e in _subpath_edges(points, closed, 0)]
+                if any(e["width" if e["orientation"] == "h" else "height"] >= EDGE_MIN_LENGTH_PREFILTER for e in edges):
+                    wrong += 1
+                    print(f"  {path.name} p.{index + 1}: a skipped path holds an edge")
+    print(f"{objects} path objects, {skipped} skipped on their box, {wrong} of those held an edge")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
@@ -55,8 +96,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dump", type=Path, help="write the tables found with 'tables' to this JSON file")
     parser.add_argument("--compare", type=Path, help="compare the tables found with 'tables' to this dump")
+    parser.add_argument("--check-skips", action="store_true", help="check the box test on every PDF we have")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
+    if args.check_skips:
+        check_skips([args.corpus.parent / name for name in ("ko", "en", "formats", "hard")])
+        return
     from pipeline.stages.extract import extract
 
     files = [p for p in sorted(args.corpus.glob("*.pdf")) if p.name != IMAGE_ONLY]
