@@ -10,6 +10,7 @@ others); the wall figure is printed beside it. Pin it to one core (`taskset -c 0
     python bench/pdf_speed.py --dump tables.json      # every table found, per file and page
     python bench/pdf_speed.py --compare before.json   # ... and how they differ from an earlier dump
     python bench/pdf_speed.py --check-skips           # no skipped path could have held an edge
+    python bench/pdf_speed.py --aligned               # every table without rules found, to read by eye
 """
 
 from __future__ import annotations
@@ -89,6 +90,27 @@ def check_skips(folders: list[Path]) -> None:
     print(f"{objects} path objects, {skipped} skipped on their box, {wrong} of those held an edge")
 
 
+def show_aligned(folders: list[Path]) -> None:
+    """Every table the text-alignment finder keeps on corpus/ko and corpus/en, per document, with its
+    rows: each one is read by eye to count the false ones (prose or lists taken for a table)."""
+    from pipeline.options import ExtractOptions
+    from pipeline.stages.extract import extract
+
+    with_aligned, without = ExtractOptions(ocr=False, ocr_images=False), ExtractOptions(
+        ocr=False, ocr_images=False, pdf_aligned_tables=False)
+    print("| document | pages | tables without rules |\n|---|---:|---:|")
+    shown = []
+    for path in sorted(p for folder in folders for p in folder.glob("*.pdf")):
+        data = path.read_bytes()
+        ruled = {e.text for e in extract(data, path.name, without).elements if e.kind == "table"}
+        doc = extract(data, path.name, with_aligned)
+        new = [e for e in doc.elements if e.kind == "table" and e.text not in ruled]
+        print(f"| {path.parent.name}/{path.name} | {doc.pages} | {len(new)} |")
+        shown += [(path.name, e) for e in new]
+    for name, element in shown:
+        print(f"\n--- {name} p.{element.page}\n{element.text}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
@@ -96,9 +118,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dump", type=Path, help="write the tables found with 'tables' to this JSON file")
     parser.add_argument("--compare", type=Path, help="compare the tables found with 'tables' to this dump")
+    parser.add_argument("--aligned", action="store_true", help="print every table found without rules")
     parser.add_argument("--check-skips", action="store_true", help="check the box test on every PDF we have")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
+    if args.aligned:
+        show_aligned([args.corpus.parent / name for name in ("ko", "en", "formats")])
+        return
     if args.check_skips:
         check_skips([args.corpus.parent / name for name in ("ko", "en", "formats", "hard")])
         return

@@ -194,7 +194,10 @@ def _least_scale(a: float, b: float, c: float, d: float) -> float:
     return max(0.0, half_sum - ((half_sum - determinant) * (half_sum + determinant)) ** 0.5) ** 0.5
 
 
-def char_boxes(textpage: pypdfium2.PdfTextPage) -> Iterator[tuple[int, str, float, float, float, float]]:
+CharBox = tuple[int, str, float, float, float, float]  # index, character, left, top, right, bottom (PDF space)
+
+
+def char_boxes(textpage: pypdfium2.PdfTextPage) -> Iterator[CharBox]:
     """(index, character, left, top, right, bottom) of each character pdfium read from the page.
 
     Spaces and line breaks, and the characters pdfium generated itself (the spaces between words

@@ -23,7 +23,7 @@ from pdfplumber.table import (
 )
 
 from pipeline.korean import normalize
-from pipeline.stages.extract.pdf_objects import char_boxes, path_subpaths
+from pipeline.stages.extract.pdf_objects import CharBox, char_boxes, path_subpaths
 
 if TYPE_CHECKING:
     import pypdfium2
@@ -54,7 +54,9 @@ class FoundTable:
     rows: list[list[str]]
 
 
-def find_tables(page: pypdfium2.PdfPage, textpage: pypdfium2.PdfTextPage) -> list[FoundTable]:
+def find_tables(
+    page: pypdfium2.PdfPage, textpage: pypdfium2.PdfTextPage, boxes: list[CharBox] | None = None
+) -> list[FoundTable]:
     """Tables of at least 2 rows and 2 columns, top to bottom.
 
     One-column or one-row grids are dropped: Korean public documents draw boxes around
@@ -74,7 +76,7 @@ def find_tables(page: pypdfium2.PdfPage, textpage: pypdfium2.PdfTextPage) -> lis
     if not groups:
         return []
 
-    chars = _page_chars(textpage, page_top)
+    chars = _page_chars(list(char_boxes(textpage)) if boxes is None else boxes, page_top)
     found: list[FoundTable] = []
     for group in groups:
         table = PlumberTable(None, group)  # rows and bbox only: no page is needed for those
@@ -93,14 +95,14 @@ def find_tables(page: pypdfium2.PdfPage, textpage: pypdfium2.PdfTextPage) -> lis
 Char = tuple[int, str, float, float]
 
 
-def _page_chars(textpage: pypdfium2.PdfTextPage, page_top: float) -> list[Char]:
+def _page_chars(boxes: list[CharBox], page_top: float) -> list[Char]:
     """Every character of the text page in reading order, with the point that places it in a cell.
 
     Spaces pdfium generates between words (the Korean word spacing pypdf loses) and line breaks
     have no box worth placing: they are left out, and the gap they leave in the indices is kept.
     """
     chars: list[Char] = []
-    for index, char, left, top, right, bottom in char_boxes(textpage):
+    for index, char, left, top, right, bottom in boxes:
         # Some fonts report every glyph as an em wide (a ")" then overhangs into the next cell),
         # so a character is placed by where it starts, not by its box's centre.
         h_mid = left + min((right - left) / 2, CHAR_START_OFFSET)
