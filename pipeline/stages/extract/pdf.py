@@ -56,6 +56,7 @@ def extract_pdf(data: bytes, source: str, options: ExtractOptions) -> ExtractedD
         elements: list[Element] = []
         unread: dict[str, list[int]] = {"blank": [], "garbled": []}  # pages whose text layer failed
         ocr_pages: list[int] = []
+        images = _ImageReader() if options.ocr and options.ocr_images and ocr.available() else None
         for index in range(page_count):
             page_number = index + 1
             page_elements = _pdf_page_elements(pdf[index], page_number, options)
@@ -69,6 +70,8 @@ def extract_pdf(data: bytes, source: str, options: ExtractOptions) -> ExtractedD
             if problem:
                 unread[problem].append(page_number)
                 page_elements = []  # mojibake never reaches the index
+            elif images is not None and page_number not in ocr_pages:
+                page_elements += images.read(pdf[index], page_number)
             elements.extend(page_elements)
     finally:
         pdf.close()
@@ -88,6 +91,57 @@ def extract_pdf(data: bytes, source: str, options: ExtractOptions) -> ExtractedD
     if not elements:
         raise EmptyDocument(f"no readable text on any of the {page_count} pages; " + "; ".join(warnings))
     return ExtractedDocument(source, normalize(title), page_count, elements, warnings=warnings)
+
+
+# Pictures smaller than this on the page (points) are logos, icons and bullets: not worth OCR.
+MIN_IMAGE_WIDTH, MIN_IMAGE_HEIGHT = 120.0, 60.0
+# OCR'd text of a picture below this mean word confidence is noise (a photo, a texture): dropped.
+MIN_IMAGE_CONFIDENCE = 60.0
+MIN_IMAGE_LETTERS = 4
+# Pictures are read at least at this resolution (Tesseract is trained at 300 dpi), at most 4x enlarged.
+IMAGE_DPI = 300
+
+
+class _ImageReader:
+    """OCR of the pictures on pages that have a text layer: a chart's labels, a labelled photo.
+
+    Each distinct picture is read once per document: the same bitmap on several pages (a banner, a
+    logo above the size limit) is page furniture, kept on the first page it appears on.
+    """
+
+    def __init__(self) -> None:
+        self.seen: set[bytes] = set()
+        self.read_count = 0
+
+    def read(self, page, number: int) -> list[Element]:
+        import hashlib
+
+        import pypdfium2.raw as pdfium_c
+
+        elements: list[Element] = []
+        for image in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=5):
+            left, bottom, right, top = image.get_bounds()
+            if right - left < MIN_IMAGE_WIDTH or top - bottom < MIN_IMAGE_HEIGHT:
+                continue
+            try:
+                picture = image.get_bitmap(render=True).to_pil().convert("L")
+            except Exception as error:  # an image pdfium cannot decode: its page's text still stands
+                log.warning("picture on page %d cannot be decoded: %s", number, error)
+                continue
+            key = hashlib.sha256(picture.tobytes()).digest()
+            if key in self.seen:
+                continue
+            self.seen.add(key)
+            wanted = (right - left) * IMAGE_DPI / 72
+            if picture.width < wanted:
+                scale = min(4.0, wanted / picture.width)
+                picture = picture.resize((round(picture.width * scale), round(picture.height * scale)))
+            self.read_count += 1
+            text, confidence = ocr.read_picture(picture)
+            if confidence < MIN_IMAGE_CONFIDENCE or sum(c.isalnum() for c in text) < MIN_IMAGE_LETTERS:
+                continue
+            elements.append(Element("image", number, normalize(text), confidence=round(confidence, 1)))
+        return elements
 
 
 # "T r o u s s e a u", "5 1 . 3 %": letters a PDF spaced out one by one (four or more in a row).
