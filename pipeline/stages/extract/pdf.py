@@ -18,7 +18,7 @@ from pipeline.korean import normalize
 from pipeline.models import Element, ExtractedDocument, Table
 from pipeline.stages.extract import ocr
 from pipeline.stages.extract.pdf_aligned_tables import find_aligned_tables
-from pipeline.stages.extract.pdf_objects import char_boxes
+from pipeline.stages.extract.pdf_objects import CharBox, char_boxes
 from pipeline.stages.extract.pdf_tables import FoundTable, find_tables
 from pipeline.stages.extract.quality import looks_garbled
 from pipeline.stages.extract.text import blocks
@@ -182,15 +182,20 @@ def _pdf_page_elements(page, number: int, options: ExtractOptions) -> list[Eleme
     """Text and tables of one page in reading order; table areas are read as tables only."""
     textpage = page.get_textpage()
     try:
-        tables = _page_tables(page, textpage, number, options) if options.pdf_tables else []
+        # every character's box, read once for both finders and for the text around the tables
+        boxes = list(char_boxes(textpage)) if options.pdf_tables and options.pdf_aligned_tables else None
+        tables = _page_tables(page, textpage, boxes, number, options) if options.pdf_tables else []
         if not tables:
             return _blocks(textpage.get_text_range(), number)
-        return _around_tables(textpage, tables, page.get_mediabox()[3], number)
+        boxes = list(char_boxes(textpage)) if boxes is None else boxes
+        return _around_tables(textpage, boxes, tables, page.get_mediabox()[3], number)
     finally:
         textpage.close()
 
 
-def _around_tables(textpage, tables: list[FoundTable], page_top: float, number: int) -> list[Element]:
+def _around_tables(
+    textpage, chars: list[CharBox], tables: list[FoundTable], page_top: float, number: int
+) -> list[Element]:
     """The page's text in pdfium's reading order, each table in the place of its first character.
 
     pdfium's characters are cut into runs that lie outside every table and runs inside one; a run
@@ -206,7 +211,7 @@ def _around_tables(textpage, tables: list[FoundTable], page_top: float, number: 
         return next((i for i, (x0, t, x1, b) in enumerate(boxes) if x0 <= x < x1 and t <= y < b), None)
 
     runs: list[tuple[int, int | None]] = []  # (first character index, table or None)
-    for index, _, left, top, right, bottom in char_boxes(textpage):
+    for index, _, left, top, right, bottom in chars:
         table = holder(left, top, right, bottom)
         if not runs or runs[-1][1] != table:
             runs.append((0 if not runs else index, table))
@@ -223,13 +228,14 @@ def _around_tables(textpage, tables: list[FoundTable], page_top: float, number: 
     return elements
 
 
-def _page_tables(page, textpage, number: int, options: ExtractOptions) -> list[FoundTable]:
+def _page_tables(
+    page, textpage, boxes: list[CharBox] | None, number: int, options: ExtractOptions
+) -> list[FoundTable]:
     """Ruled tables of the page, then tables without rules outside them; none if the search fails
     (the text still has the words)."""
     try:
-        boxes = list(char_boxes(textpage))
         tables = find_tables(page, textpage, boxes)
-        if options.pdf_aligned_tables:
+        if boxes is not None and options.pdf_aligned_tables:
             page_top = page.get_mediabox()[3]
             tables += [FoundTable(bbox=t.bbox, rows=t.rows) for t in
                        find_aligned_tables(boxes, page_top, page.get_width(), [t.bbox for t in tables])]
