@@ -105,6 +105,9 @@ class Settings:
                 max_pages=int(number("HANRAG_MAX_PAGES", 5000)),
                 max_unzipped_bytes=int(number("HANRAG_MAX_UNZIPPED_MB", 200) * 1024 * 1024),
                 ocr=env.get("HANRAG_OCR", "1").lower() not in ("0", "false", "no", "off"),
+                # OCR of the pictures on pages that have text (charts, labelled photos): seconds a picture
+                ocr_images=env.get("HANRAG_OCR_IMAGES", "1").lower() not in ("0", "false", "no", "off"),
+                pdf_aligned_tables=env.get("HANRAG_PDF_ALIGNED_TABLES", "1").lower() not in ("0", "false", "no", "off"),
             ),
             chunk=ChunkOptions(
                 chunk_tokens=int(number("HANRAG_CHUNK_TOKENS", 512)),

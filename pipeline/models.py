@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from pipeline.definition import MAX_WARNINGS
 
-ElementKind = Literal["text", "table"]
+# "image": the text OCR read inside a picture on a page that has a text layer (a chart's labels).
+ElementKind = Literal["text", "table", "image"]
 RunStatus = Literal["running", "succeeded", "skipped", "failed"]
 # A document's run as the registry shows it while work is under way and after: waiting for a worker,
 # in a stage, done, failed (the previous version stays current), or deleted.
@@ -69,13 +70,14 @@ class Table:
 
 @dataclass
 class Element:
-    """One ordered piece of a document: a text block or a table, on a page (1-based)."""
+    """One ordered piece of a document: a text block, a table or an image's text, on a page (1-based)."""
 
     kind: ElementKind
     page: int
     text: str = ""  # for tables: the Markdown rendering
     table: Table | None = None
     heading: bool = False  # a title or section heading (it becomes the heading of what follows)
+    confidence: float | None = None  # for OCR'd text: Tesseract's mean word confidence, 0-100
 
 
 @dataclass

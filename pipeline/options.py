@@ -13,9 +13,11 @@ from typing import Literal, TypeVar
 @dataclass(frozen=True)
 class ExtractOptions:
     pdf_tables: bool = True
+    pdf_aligned_tables: bool = True  # also tables without ruling lines (columns of aligned words)
     pdf_password: str | None = None
     max_pages: int = 5000
     ocr: bool = True  # read image-only and garbled pages, and images, with Tesseract when it is installed
+    ocr_images: bool = True  # also the pictures on pages that have text (charts, labelled photos)
     max_unzipped_bytes: int = 200 * 1024 * 1024  # a ZIP-based file (DOCX, HWPX, …) or an HWP may expand to this
 
 

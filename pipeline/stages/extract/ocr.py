@@ -104,6 +104,21 @@ def _page_confidences(tsv: str) -> dict[int, float]:
     return {page: weighted[page] / lengths[page] for page in weighted}
 
 
+def read_picture(picture, timeout: float = 120.0) -> tuple[str, float]:
+    """Text of a PIL image inside a page, one paragraph per block, with its mean word confidence."""
+    import io
+    import re
+
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    pages = read_image_scored(buffer.getvalue(), timeout)
+    text, confidence = pages[0] if pages else ("", 0.0)
+    lines = [line.strip() for line in text.splitlines()]
+    # A picture's labels are short lines; lines with no letter or digit are strokes read as text.
+    kept = [line for line in lines if re.search(r"[0-9A-Za-z가-힣]", line)]
+    return "\n".join(kept), confidence
+
+
 def render_pdf_page(page, dpi: int = RENDER_DPI) -> bytes:
     """A pypdfium2 page as PNG bytes at `dpi`."""
     import io

@@ -17,6 +17,8 @@ from pipeline.errors import BrokenDocument, EmptyDocument, EncryptedDocument, Li
 from pipeline.korean import normalize
 from pipeline.models import Element, ExtractedDocument, Table
 from pipeline.stages.extract import ocr
+from pipeline.stages.extract.pdf_aligned_tables import find_aligned_tables
+from pipeline.stages.extract.pdf_objects import CharBox, char_boxes
 from pipeline.stages.extract.pdf_tables import FoundTable, find_tables
 from pipeline.stages.extract.quality import looks_garbled
 from pipeline.stages.extract.text import blocks
@@ -54,9 +56,10 @@ def extract_pdf(data: bytes, source: str, options: ExtractOptions) -> ExtractedD
         elements: list[Element] = []
         unread: dict[str, list[int]] = {"blank": [], "garbled": []}  # pages whose text layer failed
         ocr_pages: list[int] = []
+        images = _ImageReader() if options.ocr and options.ocr_images and ocr.available() else None
         for index in range(page_count):
             page_number = index + 1
-            page_elements = _pdf_page_elements(pdf[index], page_number, options.pdf_tables)
+            page_elements = _pdf_page_elements(pdf[index], page_number, options)
             page_text = _text(page_elements)
             problem = "blank" if not page_text.strip() else "garbled" if looks_garbled(page_text) else None
             if problem and options.ocr and ocr.available():
@@ -67,6 +70,8 @@ def extract_pdf(data: bytes, source: str, options: ExtractOptions) -> ExtractedD
             if problem:
                 unread[problem].append(page_number)
                 page_elements = []  # mojibake never reaches the index
+            elif images is not None and page_number not in ocr_pages:
+                page_elements += images.read(pdf[index], page_number)
             elements.extend(page_elements)
     finally:
         pdf.close()
@@ -86,6 +91,57 @@ def extract_pdf(data: bytes, source: str, options: ExtractOptions) -> ExtractedD
     if not elements:
         raise EmptyDocument(f"no readable text on any of the {page_count} pages; " + "; ".join(warnings))
     return ExtractedDocument(source, normalize(title), page_count, elements, warnings=warnings)
+
+
+# Pictures smaller than this on the page (points) are logos, icons and bullets: not worth OCR.
+MIN_IMAGE_WIDTH, MIN_IMAGE_HEIGHT = 120.0, 60.0
+# OCR'd text of a picture below this mean word confidence is noise (a photo, a texture): dropped.
+MIN_IMAGE_CONFIDENCE = 60.0
+MIN_IMAGE_LETTERS = 4
+# Pictures are read at least at this resolution (Tesseract is trained at 300 dpi), at most 4x enlarged.
+IMAGE_DPI = 300
+
+
+class _ImageReader:
+    """OCR of the pictures on pages that have a text layer: a chart's labels, a labelled photo.
+
+    Each distinct picture is read once per document: the same bitmap on several pages (a banner, a
+    logo above the size limit) is page furniture, kept on the first page it appears on.
+    """
+
+    def __init__(self) -> None:
+        self.seen: set[bytes] = set()
+        self.read_count = 0
+
+    def read(self, page, number: int) -> list[Element]:
+        import hashlib
+
+        import pypdfium2.raw as pdfium_c
+
+        elements: list[Element] = []
+        for image in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=5):
+            left, bottom, right, top = image.get_bounds()
+            if right - left < MIN_IMAGE_WIDTH or top - bottom < MIN_IMAGE_HEIGHT:
+                continue
+            try:
+                picture = image.get_bitmap(render=True).to_pil().convert("L")
+            except Exception as error:  # an image pdfium cannot decode: its page's text still stands
+                log.warning("picture on page %d cannot be decoded: %s", number, error)
+                continue
+            key = hashlib.sha256(picture.tobytes()).digest()
+            if key in self.seen:
+                continue
+            self.seen.add(key)
+            wanted = (right - left) * IMAGE_DPI / 72
+            if picture.width < wanted:
+                scale = min(4.0, wanted / picture.width)
+                picture = picture.resize((round(picture.width * scale), round(picture.height * scale)))
+            self.read_count += 1
+            text, confidence = ocr.read_picture(picture)
+            if confidence < MIN_IMAGE_CONFIDENCE or sum(c.isalnum() for c in text) < MIN_IMAGE_LETTERS:
+                continue
+            elements.append(Element("image", number, normalize(text), confidence=round(confidence, 1)))
+        return elements
 
 
 # "T r o u s s e a u", "5 1 . 3 %": letters a PDF spaced out one by one (four or more in a row).
@@ -122,40 +178,68 @@ def _pdf_title(pdf) -> str:
     return title
 
 
-def _pdf_page_elements(page, number: int, with_tables: bool) -> list[Element]:
+def _pdf_page_elements(page, number: int, options: ExtractOptions) -> list[Element]:
     """Text and tables of one page in reading order; table areas are read as tables only."""
     textpage = page.get_textpage()
     try:
-        tables = _page_tables(page, textpage, number) if with_tables else []
+        # every character's box, read once for both finders and for the text around the tables
+        boxes = list(char_boxes(textpage)) if options.pdf_tables and options.pdf_aligned_tables else None
+        tables = _page_tables(page, textpage, boxes, number, options) if options.pdf_tables else []
         if not tables:
             return _blocks(textpage.get_text_range(), number)
-        # Table boxes are measured down from the top of the media box (see `find_tables`).
-        left, page_bottom, right, page_top = page.get_mediabox()
-        elements: list[Element] = []
-        cursor = 0.0  # top of the band not yet read, from the top of the page
-        for found in tables:
-            x0, top, x1, bottom = found.bbox
-            if top > cursor:
-                elements += _blocks(textpage.get_text_bounded(left, page_top - top, right, page_top - cursor), number)
-            # text beside the table (a side note, a unit line) is kept too
-            if x0 - left > 20:
-                elements += _blocks(textpage.get_text_bounded(left, page_top - bottom, x0, page_top - top), number)
-            table = Table(rows=found.rows, header_rows=1)
-            elements.append(Element("table", number, table.to_markdown(), table=table))
-            if x1 < right - 20:
-                elements += _blocks(textpage.get_text_bounded(x1, page_top - bottom, right, page_top - top), number)
-            cursor = max(cursor, bottom)
-        if cursor < page_top - page_bottom:
-            elements += _blocks(textpage.get_text_bounded(left, page_bottom, right, page_top - cursor), number)
-        return elements
+        boxes = list(char_boxes(textpage)) if boxes is None else boxes
+        return _around_tables(textpage, boxes, tables, page.get_mediabox()[3], number)
     finally:
         textpage.close()
 
 
-def _page_tables(page, textpage, number: int) -> list[FoundTable]:
-    """Ruled tables of the page, top to bottom; none if the search fails (the text still has the words)."""
+def _around_tables(
+    textpage, chars: list[CharBox], tables: list[FoundTable], page_top: float, number: int
+) -> list[Element]:
+    """The page's text in pdfium's reading order, each table in the place of its first character.
+
+    pdfium's characters are cut into runs that lie outside every table and runs inside one; a run
+    outside is read as text (with the spaces and line breaks pdfium puts between words), a table
+    is emitted once, where its run starts. Text beside a table, or between two tables side by side,
+    stays where it was read.
+    """
+    boxes = [found.bbox for found in tables]
+
+    def holder(left: float, top: float, right: float, bottom: float) -> int | None:
+        x = left + min((right - left) / 2, 2.0)  # placed by where it starts, as in the cells
+        y = page_top - (top + bottom) / 2
+        return next((i for i, (x0, t, x1, b) in enumerate(boxes) if x0 <= x < x1 and t <= y < b), None)
+
+    runs: list[tuple[int, int | None]] = []  # (first character index, table or None)
+    for index, _, left, top, right, bottom in chars:
+        table = holder(left, top, right, bottom)
+        if not runs or runs[-1][1] != table:
+            runs.append((0 if not runs else index, table))
+    ends = [start for start, _ in runs[1:]] + [textpage.count_chars()]
+    elements: list[Element] = []
+    emitted: set[int] = set()
+    for (start, table), end in zip(runs, ends, strict=True):
+        if table is None:
+            elements += _blocks(textpage.get_text_range(start, end - start), number)
+        elif table not in emitted:
+            emitted.add(table)
+            found = Table(rows=tables[table].rows, header_rows=1)
+            elements.append(Element("table", number, found.to_markdown(), table=found))
+    return elements
+
+
+def _page_tables(
+    page, textpage, boxes: list[CharBox] | None, number: int, options: ExtractOptions
+) -> list[FoundTable]:
+    """Ruled tables of the page, then tables without rules outside them; none if the search fails
+    (the text still has the words)."""
     try:
-        return sorted(find_tables(page, textpage), key=lambda t: t.bbox[1])
+        tables = find_tables(page, textpage, boxes)
+        if boxes is not None and options.pdf_aligned_tables:
+            page_top = page.get_mediabox()[3]
+            tables += [FoundTable(bbox=t.bbox, rows=t.rows) for t in
+                       find_aligned_tables(boxes, page_top, page.get_width(), [t.bbox for t in tables])]
+        return sorted(tables, key=lambda t: t.bbox[1])
     except Exception as error:  # tables are a bonus: the text layer still carries the words
         log.warning("table search failed on page %d: %s", number, error)
         return []
