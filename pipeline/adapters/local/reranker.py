@@ -60,13 +60,14 @@ class RerankWeights:
 class _Query:
     terms: tuple[str, ...]  # distinct content words, lower-cased, in question order
     pairs: tuple[tuple[str, str], ...]  # words written next to each other in the question
+    together: tuple[re.Pattern[str], ...]  # each pair written together: a space or a particle between
     articles: frozenset[str]
     amounts: frozenset[tuple[str, str]]
     korean: bool
 
 
 def _script_is_korean(text: str) -> bool:
-    letters = _LETTER.findall(text[:3000])
+    letters = _LETTER.findall(text[:600])  # the opening of a chunk tells its script; the rest only costs time
     return bool(letters) and sum(1 for c in letters if _HANGUL.match(c)) / len(letters) >= 0.3
 
 
@@ -82,7 +83,8 @@ def _read_query(query: str) -> _Query:
             terms.append(form)
     pairs = tuple((a[0], b[0]) for a, b in zip(words, words[1:], strict=False)
                   if b[1] - a[2] <= 1 and a[0] != b[0])
-    return _Query(tuple(terms), pairs, _articles(query), frozenset(amounts(query)), _script_is_korean(query))
+    together = tuple(re.compile(re.escape(a) + r".{0,2}?" + re.escape(b)) for a, b in pairs)
+    return _Query(tuple(terms), pairs, together, _articles(query), frozenset(amounts(query)), _script_is_korean(query))
 
 
 class LexicalReranker:
@@ -114,8 +116,8 @@ class LexicalReranker:
         n = len(hits)
         idf = {t: math.log(1 + (n + 1) / (sum(t in p for p in present) + 0.5)) for t in q.terms}
         findable = sum(idf[t] for t in q.terms if any(t in p for p in present)) or 1.0
-        pair_weight = {pair: idf[pair[0]] + idf[pair[1]] for pair in q.pairs}
-        total_pairs = sum(pair_weight.values()) or 1.0
+        pair_weight = [(pattern, idf[a] + idf[b]) for (a, b), pattern in zip(q.pairs, q.together, strict=True)]
+        total_pairs = sum(w for _, w in pair_weight) or 1.0
         anchors_wanted = len(q.articles) + len(q.amounts)
         results: list[dict[str, float] | None] = []
         for hit, text, head, held in zip(hits, texts, heads, present, strict=True):
@@ -125,7 +127,7 @@ class LexicalReranker:
             values = {
                 "coverage": sum(idf[t] for t in held) / findable,
                 "proximity": self._best_window(text, held, idf) / findable,
-                "phrase": sum(w for (a, b), w in pair_weight.items() if _together(text, a, b)) / total_pairs,
+                "phrase": sum(w for pattern, w in pair_weight if pattern.search(text)) / total_pairs,
                 "anchors": self._anchors(q, hit.text) / anchors_wanted if anchors_wanted else 0.0,
                 "title": sum(idf[t] for t in q.terms if t in head) / findable,
             }
@@ -138,7 +140,7 @@ class LexicalReranker:
         """The most term weight (each term once) inside any `window` characters of the text."""
         if not held:
             return 0.0
-        places = sorted((match.start(), term) for term in held for match in re.finditer(re.escape(term), text))
+        places = sorted((position, term) for term in held for position in _positions(text, term))
         best, counts, weight, left = 0.0, {}, 0.0, 0
         for position, term in places:
             counts[term] = counts.get(term, 0) + 1
@@ -163,9 +165,12 @@ class LexicalReranker:
         return found
 
 
-def _together(text: str, first: str, second: str) -> bool:
-    """`first` then `second` with at most a space or a particle between them."""
-    return re.search(re.escape(first) + r".{0,2}?" + re.escape(second), text) is not None
+def _positions(text: str, term: str) -> list[int]:
+    found, at = [], text.find(term)
+    while at >= 0:
+        found.append(at)
+        at = text.find(term, at + len(term))
+    return found
 
 
 def _median(values: list[float]) -> float:
