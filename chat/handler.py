@@ -135,7 +135,8 @@ def chat_service(deadline: Deadline, whole: bool = False) -> ChatService:
     c = components()
     llm = None if c.llm is None else TimedLLM(c.llm, deadline, reserve=FALLBACK_SECONDS,
                                               complete_limit=REWRITE_SECONDS, whole=whole)
-    retriever = Retriever(TimedEmbedder(c.embedder, deadline), TimedIndex(c.index, deadline))
+    retriever = Retriever(TimedEmbedder(c.embedder, deadline), TimedIndex(c.index, deadline),
+                          c.settings.pipeline.search)
     return ChatService(retriever, c.history, c.registry, llm)
 
 

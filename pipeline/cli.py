@@ -321,7 +321,7 @@ def _retriever(settings: Settings):
     from chat.retrieve import Retriever
 
     runner = _runner(settings)
-    return Retriever(runner.embedder, runner.index)
+    return Retriever(runner.embedder, runner.index, settings.search)
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
@@ -480,7 +480,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         raise PipelineError(f"user {user} has no documents in {settings.database_path}: ingest them first")
     from chat.retrieve import Retriever
 
-    retriever = Retriever(runner.embedder, runner.index)
+    retriever = Retriever(runner.embedder, runner.index, settings.search)
     retriever.search(user, "모델 적재", 1)  # the model is loaded before the first timed search, as in a server
     ask = None
     if args.answers:

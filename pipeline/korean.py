@@ -165,3 +165,28 @@ def clean_sentence(text: str) -> str:
     text = _TRAILING_MARKS.sub("", text)
     text = re.sub(r"\s+([,.)\]」』])", r"\1", text)
     return " ".join(text.split()).strip(" *")
+
+
+# Words that ask rather than tell: a page never holds them with the answer ("언제 설립되었나" → 설립).
+QUESTION_WORDS = frozenset({"무엇", "누구", "언제", "어디", "얼마", "얼마나", "몇", "무슨", "어느", "어떤", "어떻",
+                            "왜"})
+# Stems that almost every Korean sentence holds; they tell one page from another no better than a particle.
+LIGHT_STEMS = frozenset({"하", "있", "되", "없", "않", "이", "그", "것", "수", "등", "때"})
+
+
+def analyze_query(text: str) -> list[tuple[str, int, int]]:
+    """A question's telling words with their character span: content morphemes without question words,
+    light stems, and one-character Hangul or digit tokens that occur inside almost any word."""
+    if not text.strip():
+        return []
+    with _lock:
+        tokens = kiwi().tokenize(text)
+    words = []
+    for t in tokens:
+        form = t.form.lower()
+        if t.tag not in CONTENT_TAGS or form in QUESTION_WORDS or form in LIGHT_STEMS:
+            continue
+        if len(form) < 2 and t.tag != "SH":
+            continue
+        words.append((form, t.start, t.start + t.len))
+    return words

@@ -5,7 +5,7 @@ adapter or the configuration can use them without importing a stage.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Collection, Hashable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -33,6 +33,8 @@ class SearchOptions:
     dense_weight: float = 0.5  # minmax: share of the vector score; the rest is the keyword score
     rrf_k: int = 60
     depth: int = 50  # candidates taken from each ranking before fusion
+    rerank: bool = True  # the lexical second pass over the fused candidates (pipeline/adapters/local/reranker.py)
+    rerank_depth: int = 30  # fused candidates the reranker reorders
 
 
 MAX_K = 100  # the most hits one search returns
@@ -49,21 +51,51 @@ Key = TypeVar("Key", bound=Hashable)
 
 
 def fuse(
-    keyword: list[tuple[Key, float]], vector: list[tuple[Key, float]], options: SearchOptions
+    keyword: list[tuple[Key, float]], vector: list[tuple[Key, float]], options: SearchOptions,
+    keyword_blind: Collection[Key] = (),
 ) -> list[tuple[Key, float]]:
-    """Combine two rankings of ids (SQLite rowids, OpenSearch `_id`s) into one, best first."""
-    scores: dict[Key, float] = {}
+    """Combine two rankings of ids (SQLite rowids, OpenSearch `_id`s) into one, best first.
+
+    `keyword_blind`: candidates the keyword side cannot judge, because they are written in another
+    script than the query (an English page for a Korean question). Their keyword share is taken from
+    their own vector share (when it is the larger), so an empty keyword side does not bury a strong
+    dense hit under pages that merely share a word with the question.
+    """
+    parts: list[dict[Key, float]] = []
     if options.fusion == "rrf":
-        for ranking in (keyword, vector):
-            for rank, (rowid, _) in enumerate(ranking, start=1):
-                scores[rowid] = scores.get(rowid, 0.0) + 1.0 / (options.rrf_k + rank)
+        parts = [{rowid: 1.0 / (options.rrf_k + rank) for rank, (rowid, _) in enumerate(ranking, start=1)}
+                 for ranking in (keyword, vector)]
+        weights = (1.0, 1.0)
     else:
-        for ranking, weight in ((keyword, 1.0 - options.dense_weight), (vector, options.dense_weight)):
-            if not ranking:
-                continue
+        for ranking in (keyword, vector):
             values = [s for _, s in ranking]
-            low, high = min(values), max(values)
-            for rowid, score in ranking:
-                normalized = (score - low) / (high - low) if high > low else 1.0
-                scores[rowid] = scores.get(rowid, 0.0) + weight * normalized
+            low, high = (min(values), max(values)) if values else (0.0, 0.0)
+            parts.append({rowid: (score - low) / (high - low) if high > low else 1.0 for rowid, score in ranking})
+        weights = (1.0 - options.dense_weight, options.dense_weight)
+    by_keyword, by_vector = parts
+    for rowid in keyword_blind:
+        if rowid in by_vector:
+            by_keyword[rowid] = max(by_keyword.get(rowid, 0.0), by_vector[rowid])
+    scores: dict[Key, float] = {}
+    for part, weight in zip(parts, weights, strict=True):
+        for rowid, value in part.items():
+            scores[rowid] = scores.get(rowid, 0.0) + weight * value
     return sorted(scores.items(), key=lambda item: item[1], reverse=True)
+
+
+def script_differs(query: str, text: str) -> bool:
+    """True when one of the two is written mostly in Hangul and the other is not: keyword search, which
+    matches the query's own words, cannot find the text then, whatever it says."""
+    first, second = _mostly_hangul(query), _mostly_hangul(text)
+    return first is not None and second is not None and first != second
+
+
+def _mostly_hangul(text: str) -> bool | None:
+    """None for a text with too few letters to tell (a table of figures, a one-word query)."""
+    letters = [c for c in text[:2000] if c.isalpha()]
+    if len(letters) < _LETTERS_TO_TELL:
+        return None
+    return sum(1 for c in letters if "\uac00" <= c <= "\ud7a3") / len(letters) >= 0.3
+
+
+_LETTERS_TO_TELL = 4

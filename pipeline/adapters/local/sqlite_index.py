@@ -16,7 +16,7 @@ from pipeline.adapters.local.database import Database
 from pipeline.korean import analyze, analyze_many
 from pipeline.models import Chunk, DocumentRef, SearchHit
 from pipeline.names import validate_user_id
-from pipeline.options import SearchOptions, check_k, fuse
+from pipeline.options import SearchOptions, check_k, fuse, script_differs
 
 _HIT_COLUMNS = "chunk_id, document_id, source, title, page_start, page_end, heading, kind, text"
 
@@ -154,8 +154,19 @@ class SqliteIndex:
         depth = max(k, self.options.depth)
         keyword = self.keyword_search(user_id, query, depth)
         vector = self.vector_search(user_id, query_vector, depth)
-        fused = fuse(keyword, vector, self.options)[:k]
+        fused = fuse(keyword, vector, self.options, self._keyword_blind(user_id, query, vector))[:k]
         return self._hits(user_id, fused)
+
+    def _keyword_blind(self, user_id: str, query: str, vector: list[tuple[int, float]]) -> set[int]:
+        """The vector candidates written in another script than the query (see `fuse`)."""
+        if not vector:
+            return set()
+        marks = ",".join("?" * len(vector))
+        rows = self.db.execute(
+            f"SELECT rowid, substr(text, 1, 2000) FROM chunks WHERE user_id = ? AND rowid IN ({marks})",
+            (user_id, *[rowid for rowid, _ in vector]),
+        )
+        return {int(rowid) for rowid, text in rows if script_differs(query, text)}
 
     def _hits(self, user_id: str, scored: list[tuple[int, float]]) -> list[SearchHit]:
         if not scored:
