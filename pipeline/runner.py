@@ -1,20 +1,27 @@
-"""The local runner: the pipeline definition executed in one process, one file at a time.
+"""The local runner: the pipeline definition executed in one process.
 
 For each file it validates names, then runs the steps of `pipeline.steps` in `pipeline.definition.STAGES`
 order with each stage's retry policy (the same steps the Lambda functions run; an unchanged file is
 skipped by the first), keeps the artifacts between stages under HANRAG_HOME, and stores a `RunRecord`
 before and after — so `hanrag status` shows a run while it is going and why it failed when it did.
+
+Over many files the stages before the embed fan-out (extract, chunk: single-threaded Python, pdfium,
+Tesseract) run one file ahead in a thread, while the model embeds the current file on both cores.
+Each file still passes through the same steps in the same order; only the next file's front stages
+start earlier.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -33,6 +40,11 @@ INTERRUPTED = "interrupted: the process stopped before this run finished; ingest
 
 __all__ = ["INTERRUPTED", "RETRYABLE", "LocalRunner", "collect_files"]
 T = TypeVar("T")
+
+# The stages that run ahead for the next file: everything before the first fan-out (embed). They
+# are the single-threaded part; the embedder already keeps both cores busy on its own.
+_FIRST_FAN_OUT = next(i for i, s in enumerate(STAGES) if s.fans_out)
+FRONT_STAGES, BACK_STAGES = STAGES[:_FIRST_FAN_OUT], STAGES[_FIRST_FAN_OUT:]
 
 
 class Progress(Protocol):
@@ -87,6 +99,7 @@ class LocalRunner:
         notifiers: Sequence[Notifier] = (),
         llm: LLM | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        files_ahead: int = 1,
     ) -> None:
         self.settings = settings
         self.embedder = embedder
@@ -96,6 +109,10 @@ class LocalRunner:
         self.notifiers = list(notifiers)
         self.llm = llm
         self.sleep = sleep
+        # Files whose front stages may run while the current one embeds; 0 runs one file at a time.
+        # One is enough to keep the second core busy (a file's extraction is shorter than its
+        # embedding) and keeps memory flat: one extracted document in memory besides the current one.
+        self.files_ahead = files_ahead
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides) -> LocalRunner:
@@ -128,16 +145,37 @@ class LocalRunner:
     def ingest(
         self, user_id: str, files: Sequence[tuple[Path, str]], progress: Progress | None = None
     ) -> list[RunRecord]:
-        """Ingest (path, source name) pairs for one user; one record per file, failures included."""
+        """Ingest (path, source name) pairs for one user; one record per file, failures included.
+        While one file embeds, the next one is extracted and chunked (`files_ahead` of them)."""
         progress = progress or SilentProgress()
         self.close_interrupted_runs()
         run_ids = [self.queue(user_id, source) for _, source in files]
+        jobs = [(path, source, run_id) for (path, source), run_id in zip(files, run_ids, strict=True)]
+
+        def start(job: tuple[Path, str, str]) -> _FileRun:
+            path, source, run_id = job
+            return self._start_file(user_id, path, source, SilentProgress(), run_id)
+
+        # The same source twice in one call must run in turn: the second is "unchanged" only once the
+        # first is current, so it may not be extracted while the first is still embedding.
+        ahead = self.files_ahead if len({source for _, source in files}) == len(files) else 0
+        started = _ahead(start, jobs, ahead) if ahead and len(jobs) > 1 else map(start, jobs)
         records = []
-        for position, ((path, source), run_id) in enumerate(zip(files, run_ids, strict=True), start=1):
-            progress.file_started(source, position, len(files))
-            record = self.ingest_file(user_id, path, source, progress, run_id)
-            progress.file_finished(record)
-            records.append(record)
+        try:
+            for position, (_, source, _) in enumerate(jobs, start=1):
+                progress.file_started(source, position, len(jobs))
+                progress.stage_started(FRONT_STAGES[0].name)  # or waiting for it, if it is still running
+                run = next(started)
+                run.clock.restart()  # waiting its turn is not a stall
+                if run.outcome is None and run.state.chunks:
+                    progress.chunks_planned(run.state.chunks)
+                record = self._complete_file(run, progress)
+                progress.file_finished(record)
+                records.append(record)
+        finally:
+            close = getattr(started, "close", None)
+            if close:
+                close()  # Ctrl-C or an error here: the file being prepared is left "running", as today
         return records
 
     def ingest_file(
@@ -145,39 +183,60 @@ class LocalRunner:
     ) -> RunRecord:
         """`run_id` lets a caller that queued the file (hanrag serve) name the run before it starts."""
         progress = progress or SilentProgress()
+        return self._complete_file(self._start_file(user_id, path, source, progress, run_id), progress)
+
+    def _start_file(self, user_id: str, path: Path, source: str, progress: Progress,
+                    run_id: str | None) -> _FileRun:
+        """Validate the names, store the running record and run the front stages (extract, chunk)."""
         record = RunRecord(
             run_id=run_id or uuid.uuid4().hex[:16], user_id=user_id, source=source, document_id="",
             version="", status="running", started_at=time.time(), worker=f"{socket.gethostname()}:{os.getpid()}",
         )
+        clock = _ProgressClock(self.settings.max_seconds_per_file)
         try:
             ref = DocumentRef(validate_user_id(user_id), validate_source(source), "")
         except PipelineError as error:
-            return self._finish(record, "failed", reason=str(error))
+            return _FileRun(record, None, None, clock, outcome=self._finish(record, "failed", reason=str(error)))
         record.source, record.document_id = ref.source, ref.document_id
         self.registry.save_run(record)
         state = IngestState(Upload(path.name), ref, record.run_id, record.started_at)
-        ports = _FilePorts(self, LocalBlobStore(path.parent))
-        deadline = time.monotonic() + self.settings.max_seconds_per_file
-        timings: list[StageTiming] = []
-        for stage in STAGES:
+        run = _FileRun(record, state, _FilePorts(self, LocalBlobStore(path.parent)), clock)
+        self._run_stages(run, FRONT_STAGES, progress)
+        if run.outcome is None and run.state.skipped:
+            run.outcome = self._finish(self._worker(run.state.record("skipped"), record), "skipped",
+                                       reason="unchanged since the last ingest")
+        elif run.outcome is None:
+            progress.chunks_planned(run.state.chunks)
+        return run
+
+    def _complete_file(self, run: _FileRun, progress: Progress) -> RunRecord:
+        """The stages after the front ones (embed, index, summarize, notify), unless the file is done."""
+        if run.outcome is None:
+            self._run_stages(run, BACK_STAGES, progress)
+        if run.outcome is None:
+            self._drop_other_versions(run.state.ref)
+            run.outcome = self._finish(
+                self._worker(replace(run.state, stages=tuple(run.timings)).record("succeeded"), run.record),
+                "succeeded")
+        return run.outcome
+
+    def _run_stages(self, run: _FileRun, stages: Sequence[Stage], progress: Progress) -> None:
+        """Run `stages` on the file in order; a failure ends its run (`run.outcome`), never the process."""
+        for stage in stages:
             try:
-                self._check_time(deadline, stage.name)
-                state = replace(state, stages=tuple(timings))  # the notify step announces the timings so far
+                run.clock.check(stage.name)
+                run.state = replace(run.state, stages=tuple(run.timings))  # notify announces the timings so far
                 progress.stage_started(stage.name)
-                state = self._run_stage(stage, ports, state, timings, progress, deadline)
+                run.state = self._run_stage(stage, run.ports, run.state, run.timings, progress, run.clock)
+                run.clock.check(stage.name)  # a stage that took longer than the limit without progress
             except Exception as error:  # any stage failure ends this file's run, never the process
-                log.debug("stage %s failed for %s", stage.name, source, exc_info=True)
-                failed = steps.record_failure(ports, replace(state, stages=tuple(timings)), steps.reason(error),
-                                              stage.name)
-                return self._finish(self._worker(failed, record), "failed", reason=failed.reason)
-            if state.skipped:
-                return self._finish(self._worker(state.record("skipped"), record), "skipped",
-                                    reason="unchanged since the last ingest")
-            if stage.name == "chunk":
-                progress.chunks_planned(state.chunks)
-        self._drop_other_versions(state.ref)
-        return self._finish(self._worker(replace(state, stages=tuple(timings)).record("succeeded"), record),
-                            "succeeded")
+                log.debug("stage %s failed for %s", stage.name, run.record.source, exc_info=True)
+                failed = steps.record_failure(run.ports, replace(run.state, stages=tuple(run.timings)),
+                                              steps.reason(error), stage.name)
+                run.outcome = self._finish(self._worker(failed, run.record), "failed", reason=failed.reason)
+                return
+            if run.state.skipped:
+                return
 
     def queue(self, user_id: str, source: str, run_id: str | None = None) -> str:
         """Name the run of a file that waits its turn, and show the document as `queued` in the registry
@@ -236,7 +295,7 @@ class LocalRunner:
     # ------------------------------------------------------------------ stages
 
     def _run_stage(self, stage: Stage, ports: steps.Ports, state: IngestState, timings: list[StageTiming],
-                   progress: Progress, deadline: float) -> IngestState:
+                   progress: Progress, clock: _ProgressClock) -> IngestState:
         """One stage with its retry policy; the time of every attempt counts toward the stage. The
         fan-out stage runs its items one after another, each with the stage's retries (as a Map does)."""
         started = time.perf_counter()
@@ -246,9 +305,9 @@ class LocalRunner:
                 state, attempts = self._with_retries(stage, lambda n: steps.run_step(stage, ports, state, n))
                 return state
 
-            def embedded(count: int) -> None:
+            def embedded(count: int) -> None:  # a batch of texts embedded is progress
+                clock.check(stage.name)
                 progress.chunks_embedded(count)
-                self._check_time(deadline, stage.name)
 
             parts = []
             for batch in state.batches:
@@ -284,13 +343,6 @@ class LocalRunner:
         record.worker = running.worker
         return record
 
-    def _check_time(self, deadline: float, stage: str) -> None:
-        if time.monotonic() > deadline:
-            raise TimeLimitExceeded(
-                f"processing time limit hit in stage {stage}: the file took more than "
-                f"{self.settings.max_seconds_per_file:.0f} s (set HANRAG_MAX_SECONDS to raise it)"
-            )
-
     def _drop_other_versions(self, ref: DocumentRef) -> None:
         """The artifacts of the document's other versions go once this one is current."""
         for version in self.blobs.children(f"{ref.user_id}/{ref.document_id}"):
@@ -303,6 +355,76 @@ class LocalRunner:
         record.finished_at = time.time()
         self.registry.save_run(record)
         return record
+
+
+class _ProgressClock:
+    """The per-file time limit (HANRAG_MAX_SECONDS) counts the time since the file last made progress
+    (a stage finished, a batch of texts embedded), not its whole run: a 1,225-page book embedding a
+    batch every few seconds is working, however long it takes; a stage that goes that long without a
+    sign of life fails the file with the limit named."""
+
+    def __init__(self, limit_seconds: float) -> None:
+        self.limit_seconds = limit_seconds
+        self.restart()
+
+    def restart(self) -> None:
+        self._since = time.monotonic()
+
+    def check(self, stage: str) -> None:
+        """Raise if the limit has passed since the last progress; else this counts as progress."""
+        idle = time.monotonic() - self._since
+        if idle > self.limit_seconds:
+            raise TimeLimitExceeded(
+                f"processing time limit hit in stage {stage}: no progress for {idle:.0f} s, more than "
+                f"{self.limit_seconds:.0f} s (set HANRAG_MAX_SECONDS to raise it)"
+            )
+        self.restart()
+
+
+@dataclass
+class _FileRun:
+    """One file on its way through the stages: its running record, state and clock; `outcome` is set
+    once its run has ended (failed, skipped or succeeded)."""
+
+    record: RunRecord
+    state: IngestState | None
+    ports: _FilePorts | None
+    clock: _ProgressClock
+    timings: list[StageTiming] = field(default_factory=list)
+    outcome: RunRecord | None = None
+
+
+def _ahead(start: Callable[[T], _FileRun], jobs: Sequence[T], files_ahead: int) -> Iterator[_FileRun]:
+    """`start(job)` for each job, in order, in a thread that stays at most `files_ahead` files ahead
+    of the consumer. The thread is a daemon: Ctrl-C stops the process at once, as without it (the file
+    it was preparing stays "running" until the next ingest closes it as interrupted)."""
+    ready: queue.Queue[tuple[_FileRun | None, BaseException | None]] = queue.Queue()
+    slots = threading.Semaphore(files_ahead + 1)  # the one being consumed, and those ahead of it
+    stop = threading.Event()
+
+    def produce() -> None:
+        for job in jobs:
+            slots.acquire()
+            if stop.is_set():
+                return
+            try:
+                ready.put((start(job), None))
+            except BaseException as error:  # a bug, not a bad file (those end as failed runs): the caller raises it
+                ready.put((None, error))
+                return
+
+    threading.Thread(target=produce, name="hanrag-front-stages", daemon=True).start()
+    try:
+        for _ in jobs:
+            run, error = ready.get()
+            if error is not None:
+                raise error
+            assert run is not None
+            yield run
+            slots.release()  # the consumer is done with it: one more may start
+    finally:
+        stop.set()
+        slots.release()  # a producer waiting for a slot wakes, sees `stop` and ends
 
 
 def _alive(pid: int) -> bool:

@@ -218,16 +218,16 @@ def test_each_file_is_reported_as_soon_as_it_is_done(tmp_path, monkeypatch):
     """A long folder ingest shows each file's line when that file ends, not all of them at the end."""
     import sys
 
-    from pipeline.runner import LocalRunner
+    from pipeline.cli import BarProgress
 
-    printed_before: dict[str, str] = {}  # source → what stdout held when its ingest began
-    original = LocalRunner.ingest_file
+    printed_before: dict[str, str] = {}  # source → what stdout held when its turn began (the bar names it)
+    original = BarProgress.file_started
 
-    def noting(self, user_id, path, source, *args, **kwargs):
+    def noting(self, source, *args, **kwargs):
         printed_before[source] = sys.stdout.getvalue()
-        return original(self, user_id, path, source, *args, **kwargs)
+        return original(self, source, *args, **kwargs)
 
-    monkeypatch.setattr(LocalRunner, "ingest_file", noting)
+    monkeypatch.setattr(BarProgress, "file_started", noting)
     code, out = hanrag(tmp_path / "home", "ingest", str(FIXTURES / "empty.txt"), str(FIXTURES / "fake-html.html"),
                        "--user", "a")
     assert code == 1
