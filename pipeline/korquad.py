@@ -10,8 +10,9 @@ is a chunk of the question's paragraph.
 
 Variants share one keyword and one vector query per question: keyword only, vector only, RRF, and
 min-max fusion at several dense weights; their latency is the queries they need plus the fusion.
-The last row is `SqliteIndex.hybrid_search` with the configured default, timed as `hanrag search`
-calls it (`+embed` adds the query embedding, as a user waits for it).
+The last row is the product's search with the configured default — `SqliteIndex.hybrid_search`, then
+the rerank pass unless `HANRAG_RERANK=0` — timed as `hanrag search` calls it (`+embed` adds the query
+embedding, as a user waits for it). The answer benchmark asks its questions through the same search.
 
 The dataset (CC BY-ND 2.0 KR) is read, never rewritten.
 """
@@ -33,6 +34,7 @@ from typing import TextIO
 import numpy as np
 
 from pipeline.adapters.local.database import Database
+from pipeline.adapters.local.reranker import LexicalReranker
 from pipeline.adapters.local.sqlite_index import SqliteIndex
 from pipeline.errors import PipelineError
 from pipeline.evaluate import LatencySummary, score_rankings
@@ -128,6 +130,16 @@ def build_index(documents, chunks_by_doc: dict[str, list[Chunk]], vectors: np.nd
     return index, time.perf_counter() - started
 
 
+def product_search(index: SqliteIndex, text: str, vector, k: int) -> list[SearchHit]:
+    """What `hanrag search` returns (chat.retrieve.Retriever): the hybrid search, then the rerank pass
+    over the top `rerank_depth` fused candidates unless the settings turn it off."""
+    options = index.options
+    if not options.rerank:
+        return index.hybrid_search(USER, text, vector, k)
+    candidates = index.hybrid_search(USER, text, vector, max(k, options.rerank_depth))
+    return LexicalReranker().rerank(text, candidates, k)
+
+
 def evaluate(index: SqliteIndex, embedder: Embedder, questions: list[Question]) -> list[dict]:
     """Rankings and latencies of every variant over the questions; one result row per variant."""
     document_of = {rowid: doc for rowid, doc in index.db.execute("SELECT rowid, document_id FROM chunks")}
@@ -161,11 +173,12 @@ def evaluate(index: SqliteIndex, embedder: Embedder, questions: list[Question]) 
             rankings[name].append(([document_of[rowid] for rowid, _ in ranked[:K]], relevant))
             search_s[name].append(spent + time.perf_counter() - begun)
         begun = time.perf_counter()
-        hits = index.hybrid_search(USER, question.text, vector, K)
+        hits = product_search(index, question.text, vector, K)
         search_s["default"].append(time.perf_counter() - begun)
         rankings["default"].append(([hit.document_id for hit in hits], relevant))
     label = f"hybrid_search ({default.fusion}" + (f" dense={default.dense_weight}" if default.fusion == "minmax"
-                                                 else f" k={default.rrf_k}") + f", depth {default.depth})"
+                                                 else f" k={default.rrf_k}") + f", depth {default.depth}" \
+        + (f", rerank top {default.rerank_depth})" if default.rerank else ")")
     rows = []
     for name in rankings:
         with_embed = [s + e for s, e in zip(search_s[name], embed_s, strict=True)]
@@ -237,7 +250,7 @@ def evaluate_answers(index: SqliteIndex, embedder: Embedder, questions: Sequence
     false_answers = []
     for question in questions:
         vector = embedder.embed_query(question.text)
-        hits = index.hybrid_search(USER, question.text, vector, 3 * k)
+        hits = product_search(index, question.text, vector, 3 * k)
         own = hits[:k]
         reply, fact, found = answerer(question.text, own)
         plain = _MARKS.sub("", reply).strip()
