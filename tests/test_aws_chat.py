@@ -16,6 +16,7 @@ from chat import handler
 from pipeline.adapters.local.database import Database
 from pipeline.adapters.local.history import SqliteHistory
 from pipeline.models import SearchHit
+from pipeline.options import SearchOptions
 
 # Powertools warns when an invocation adds no metric (skips, failures, reads); that is expected here
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")
@@ -76,7 +77,8 @@ class ZeroEmbedder:
 @pytest.fixture
 def chat(tmp_path, monkeypatch):
     parts = SimpleNamespace(history=SqliteHistory(Database(tmp_path / "chat.db")), embedder=ZeroEmbedder(),
-                            index=OnlyKimsIndex(), llm=None, registry=SimpleNamespace(documents=lambda user: []))
+                            index=OnlyKimsIndex(), llm=None, registry=SimpleNamespace(documents=lambda user: []),
+                            settings=SimpleNamespace(pipeline=SimpleNamespace(search=SearchOptions())))
     monkeypatch.setattr(handler, "components", lambda: parts)
     return parts
 
