@@ -29,8 +29,10 @@ NOT_FOUND = "문서에서 질문에 대한 답을 찾지 못했습니다."
 # chosen sentence or row must hold; below it the reply is "not found". Calibrated on KorQuAD dev
 # questions asked of a user without their paragraph (bench/korquad_answers.py, bench/RESULTS.md
 # "Answers"): 0.5 let such a user get a wrong answer for 41% of questions (seed 14, 1,000); 0.55 brings
-# that to about 30% for 2–3 points of right-user questions answered "not found" (seed 99 checked).
-RELEVANCE_THRESHOLD = 0.55
+# that to about 30% for 2–3 points of right-user questions answered "not found" (seed 99 checked), but
+# it also turns a plainly answerable question asked in other words ("출입증을 잃어버리면" over "출입증 분실 시")
+# into "not found" (tests/test_chat.py), so 0.5 stays until the threshold can count such paraphrases.
+RELEVANCE_THRESHOLD = 0.5
 LLM_PASSAGES = 6  # hits quoted to a model, those holding the best candidates first
 
 
