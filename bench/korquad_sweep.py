@@ -127,6 +127,16 @@ def score(rankings: list[list[tuple]], doc_of: list[str], relevant: list[str], s
     return result
 
 
+def print_rows(rows: list[dict], questions: int, chunks: int) -> None:
+    """The rows as the Markdown table bench/RESULTS.md takes."""
+    print(f"{questions} questions, {chunks} chunks\n")
+    print("| setting | R@1 | R@5 | R@10 | MRR@10 | R@1 even / odd half |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['setting']} | {row['recall@1']:.4f} | {row['recall@5']:.4f} | {row['recall@10']:.4f} |"
+              f" {row['mrr@10']:.4f} | {row['even R@1']:.4f} / {row['odd R@1']:.4f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, help="only the first N questions")
@@ -198,12 +208,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
         return
-    print(f"{len(questions)} questions, {len(chunks)} chunks\n")
-    print("| setting | R@1 | R@5 | R@10 | MRR@10 | R@1 even / odd half |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for row in rows:
-        print(f"| {row['setting']} | {row['recall@1']:.4f} | {row['recall@5']:.4f} | {row['recall@10']:.4f} |"
-              f" {row['mrr@10']:.4f} | {row['even R@1']:.4f} / {row['odd R@1']:.4f} |")
+    print_rows(rows, len(questions), len(chunks))
 
 
 if __name__ == "__main__":
