@@ -26,7 +26,7 @@ import numpy as np
 
 from pipeline.errors import TransientError
 from pipeline.models import SearchHit
-from pipeline.ports import LLM, Embedder, SearchIndex
+from pipeline.ports import LLM, Embedder, SearchIndex, WrappedEmbedder
 
 T = TypeVar("T")
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hanrag-chat-call")
@@ -100,17 +100,9 @@ class Deadline:
             stop.set()
 
 
-class TimedEmbedder:
+class TimedEmbedder(WrappedEmbedder):
     def __init__(self, embedder: Embedder, deadline: Deadline, reserve: float = 0.0) -> None:
         self._embedder, self._deadline, self._reserve = embedder, deadline, reserve
-
-    @property
-    def dim(self) -> int:
-        return self._embedder.dim
-
-    @property
-    def name(self) -> str:
-        return self._embedder.name
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         return self._deadline.call("the embedding model", self._embedder.embed_passages, texts, reserve=self._reserve)

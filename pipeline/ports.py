@@ -44,6 +44,28 @@ class VectorCache(Protocol):
         ...
 
 
+
+class WrappedEmbedder:
+    """An `Embedder` around another: the model (`dim`, `name`) is the wrapped one's, the calls are passed
+    through; a wrapper overrides only the calls it changes (caching, deadlines, taking turns)."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self._embedder = embedder
+
+    @property
+    def dim(self) -> int:
+        return self._embedder.dim
+
+    @property
+    def name(self) -> str:
+        return self._embedder.name
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embedder.embed_passages(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._embedder.embed_query(text)
+
 class SearchIndex(Protocol):
     """A per-user hybrid (keyword + vector) index of chunks."""
 

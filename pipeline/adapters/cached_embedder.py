@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.ports import Embedder, VectorCache
+from pipeline.ports import Embedder, VectorCache, WrappedEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -66,24 +66,13 @@ def model_id(embedder: Embedder) -> str:
     return f"{embedder.name}/{embedder.dim}"
 
 
-class CachingEmbedder:
+class CachingEmbedder(WrappedEmbedder):
     """`embedder`'s vectors, each computed once and then taken from `cache`."""
 
     def __init__(self, embedder: Embedder, cache: VectorCache) -> None:
-        self._embedder = embedder
+        super().__init__(embedder)
         self._cache = cache
         self.model = model_id(embedder)
-
-    @property
-    def dim(self) -> int:
-        return self._embedder.dim
-
-    @property
-    def name(self) -> str:
-        return self._embedder.name
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self._embedder.embed_query(text)
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
