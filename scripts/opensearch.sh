@@ -61,9 +61,16 @@ start() {
   local logs="$CACHE/logs-$port" pidfile="$CACHE/logs-$port/node.pid"
   fetch
   if curl --silent --fail "$(url "$port")" >/dev/null 2>&1; then
-    echo "opensearch: already answering on $(url "$port")"; return 0
+    # reuse a node only if this script started it on the same data folder: a node left over from another
+    # run (or someone else's) would hand the caller an index it did not expect
+    if [[ "$(cat "$logs/node.data" 2>/dev/null)" == "$data" ]]; then
+      echo "opensearch: already answering on $(url "$port") (data: $data)"; return 0
+    fi
+    echo "opensearch: port $port is taken by a node not started on $data; stop it first ($0 stop $port)" >&2
+    exit 1
   fi
   mkdir -p "$data" "$logs"
+  echo "$data" >"$logs/node.data"
   local as=()
   if [[ $(id -u) == 0 ]]; then  # OpenSearch refuses to run as root: run it as a system user of its own
     id "$RUN_AS" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$RUN_AS"
@@ -95,7 +102,7 @@ stop() {
   kill "$pid" 2>/dev/null || true
   for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
   kill -9 "$pid" 2>/dev/null || true
-  rm -f "$pidfile"
+  rm -f "$pidfile" "$CACHE/logs-$port/node.data"
   echo "opensearch: stopped the node on port $port"
 }
 

@@ -131,7 +131,8 @@ def small_batches(tmp_path):
 
     kiwi()  # loaded before the clock runs: its one-second load is not what these tests are about
     path = tmp_path / "notice.txt"
-    path.write_text(NOTICE, encoding="utf-8")
+    # no chunk repeats another, so the vector cache cannot spare a single call
+    path.write_text(TUNNEL_TEXT[:1500], encoding="utf-8")
     settings = Settings(home=tmp_path / "home", max_seconds_per_file=3, embed_batch_size=1,
                         chunk=ChunkOptions(chunk_tokens=40, overlap_tokens=0))
     return path, settings
