@@ -21,7 +21,7 @@ class InvalidQuery(PipelineError):
 
 
 def default_reranker(options: SearchOptions) -> Reranker | None:
-    """The local lexical reranker when the settings turn it on (HANRAG_RERANK=1), else none."""
+    """The local lexical reranker unless the settings turn it off (HANRAG_RERANK=0)."""
     return LexicalReranker() if options.rerank else None
 
 

@@ -116,7 +116,7 @@ class Settings:
             search=SearchOptions(
                 fusion=env.get("HANRAG_FUSION", "minmax"),  # type: ignore[arg-type]
                 dense_weight=number("HANRAG_DENSE_WEIGHT", SearchOptions.dense_weight),
-                rerank=env.get("HANRAG_RERANK", "0").lower() in ("1", "true", "yes", "on"),
+                rerank=env.get("HANRAG_RERANK", "1").lower() not in ("0", "false", "no", "off"),
             ),
             embed_batch_size=int(number("HANRAG_EMBED_BATCH", 16)),
             embed_batch_chunks=int(number(Env.EMBED_BATCH_CHUNKS, 64)),

@@ -107,3 +107,22 @@ def test_a_long_table_is_split_between_rows_with_the_header_repeated():
         assert set(lines[len(header):]) <= body_lines  # whole rows only, none cut in half
         assert chunk.tokens <= 120
     assert sum(len(c.text.splitlines()) - len(header) for c in chunks) == len(long_table.body)
+
+
+def test_a_table_is_named_by_the_lines_just_above_it_and_a_continued_table_keeps_that_name():
+    from conftest import AVIATION, FIXTURES
+
+    data = (FIXTURES / AVIATION).read_bytes()
+    doc = extract(data, AVIATION)
+    tables = [c for c in chunk_document(doc, DocumentRef("u", AVIATION, hashlib.sha256(data).hexdigest()))
+              if c.kind == "table"]
+    by_page = {}
+    for chunk in tables:
+        by_page.setdefault(chunk.page_start, chunk.heading)
+    # page 2 lists the pilot schools under "• 조종사 양성 교육기관 : 총 19개"; page 3 the mechanics' ones
+    assert by_page[2].startswith("• 조종사 양성 교육기관 : 총 19개"), by_page[2]
+    assert by_page[3].startswith("• 항공정비사 양성 교육기관"), by_page[3]
+    # pages 6 and 7 hold no text: their tables continue page 5's list of training organisations
+    assert by_page[5].startswith("□ 항공훈련기관 : 총 23개") and by_page[6] == by_page[7] == by_page[5]
+    # the name is what the keyword index and the embedder see with the rows
+    assert all(c.search_text.startswith(f"{c.title} · {c.heading}\n|") for c in tables)

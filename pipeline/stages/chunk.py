@@ -80,9 +80,30 @@ class _Stream:
         return next((h for h in self.headings[first:last] if h), "")
 
 
+_CAPTION_LINES, _CAPTION_CHARS = 2, 160
+
+
+def _caption(text: str) -> str:
+    """The lines just above a table on its page, which say what the table lists ("• 조종사 양성
+    교육기관 : 총 19개"): up to two short lines of the text before it, back to the end of a sentence
+    of the running text ("…계획이다.")."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    kept: list[str] = []
+    for line in reversed(lines[-_CAPTION_LINES:]):
+        if len(line) > _CAPTION_CHARS or line.rstrip(".").endswith(("다", "요")):
+            break
+        kept.insert(0, line)
+    caption = " ".join(kept)
+    ended = max(caption.rfind("다. "), caption.rfind("요. "))  # "…계획이다. [별첨] 모두발언": what follows
+    return caption[ended + 3:] if ended >= 0 else caption
+
+
 def _runs(doc: ExtractedDocument) -> Iterator[tuple[str, Element | _Stream]]:
-    """Alternate text streams and tables in document order, with the heading in effect."""
-    heading = ""
+    """Alternate text streams and tables in document order, each with the heading in effect; a
+    table's heading also names its caption (the text just above it on its page, or, for a table
+    continued from the page before with no text between, that table's caption)."""
+    heading = caption = ""
+    previous: Element | None = None  # the element before this one
     parts: list[str] = []
     starts: list[int] = []
     pages: list[int] = []
@@ -102,11 +123,18 @@ def _runs(doc: ExtractedDocument) -> Iterator[tuple[str, Element | _Stream]]:
             if stream:
                 yield "text", stream
         if element.kind == "table":
+            if previous is not None and previous.kind != "table":
+                same_page = previous.page == element.page and not previous.heading  # a heading is named already
+                caption = _caption(previous.text) if same_page else ""
+            elif previous is None:
+                caption = ""
             stream = flush()
             if stream:
                 yield "text", stream
-            yield heading, element
+            yield " · ".join(part for part in (heading, caption) if part), element
+            previous = element
             continue
+        previous = element
         if element.heading:
             heading = element.text.strip()
         text = element.text.strip() + "\n\n"

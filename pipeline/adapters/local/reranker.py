@@ -6,7 +6,7 @@ it. It reads each candidate's text once and scores signals a cross-encoder would
 - coverage: the share of the question's content words (weighted by how rare they are among the
   candidates) the chunk holds at all;
 - proximity: the largest share held inside one window of about a sentence — words together, not
-  scattered over a page;
+  scattered over a page (in a table, one row read with its header);
 - phrase: the question's compounds and adjacent word pairs ("관세법 시행령", "국가 채무") written
   together in the chunk;
 - anchors: article and section numbers (제65조 제1항 제1호) and numbers with their units (5천억 원 =
@@ -38,6 +38,7 @@ WINDOW_CHARS = 100  # about one Korean sentence
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _LETTER = re.compile(r"[^\W\d_]")
 # 제65조, 제65조의2, 제1항, 제1호, 제3장, 제2절: the article and section numbers of laws and guidelines
+_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")  # the |---|---| line under a Markdown table's header
 _ARTICLE = re.compile(r"제\s?(\d+)\s?(조(?:\s?의\s?\d+)?|항|호|장|절|편|관|목)")
 
 
@@ -126,7 +127,8 @@ class LexicalReranker:
                 continue
             values = {
                 "coverage": sum(idf[t] for t in held) / findable,
-                "proximity": self._best_window(text, held, idf) / findable,
+                "proximity": (self._best_row(text, held, idf) if hit.kind == "table"
+                              else self._best_window(text, held, idf)) / findable,
                 "phrase": sum(w for pattern, w in pair_weight if pattern.search(text)) / total_pairs,
                 "anchors": self._anchors(q, hit.text) / anchors_wanted if anchors_wanted else 0.0,
                 "title": sum(idf[t] for t in q.terms if t in head) / findable,
@@ -154,6 +156,17 @@ class LexicalReranker:
                 left += 1
             best = max(best, weight)
         return best
+
+    @staticmethod
+    def _best_row(text: str, held: set[str], idf: dict[str, float]) -> float:
+        """A table's window is a row read with its header: the most term weight in one of them. (A
+        Markdown row is long and its header far from its values, so characters are the wrong ruler.)"""
+        lines = [line for line in text.splitlines() if line.lstrip().startswith("|")]
+        if not lines or not held:
+            return 0.0
+        header, rows = lines[0], [line for line in lines[1:] if not _RULE.match(line)] or [""]
+        in_header = {t for t in held if t in header}
+        return max(sum(idf[t] for t in held if t in in_header or t in row) for row in rows)
 
     @staticmethod
     def _anchors(q: _Query, text: str) -> float:
