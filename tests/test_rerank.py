@@ -91,3 +91,43 @@ def test_a_reranker_keeps_k_and_orders_by_its_score():
     assert len(reranked) == 2
     assert [h.score for h in reranked] == sorted((h.score for h in reranked), reverse=True)
     assert LexicalReranker().rerank("아무것도", [], 5) == []
+
+
+def test_a_table_row_read_with_its_header_and_caption_beats_rows_that_share_a_name(tmp_path):
+    """The aviation report lists 한서대학교 twice: as a pilot school (page 2, 108명 a year) and as a
+    maintenance-training centre (page 6, three courses). Asked about its pilot course, the table whose
+    caption says 조종사 양성 and whose row holds the name under the 정원 header comes first, even from
+    behind in the fused order."""
+    import hashlib
+
+    from conftest import AVIATION, FIXTURES
+
+    from pipeline.models import DocumentRef
+    from pipeline.stages.chunk import chunk_document
+    from pipeline.stages.extract import extract
+
+    data = (FIXTURES / AVIATION).read_bytes()
+    chunks = chunk_document(extract(data, AVIATION), DocumentRef("u", AVIATION, hashlib.sha256(data).hexdigest()))
+    tables = [c for c in chunks if c.kind == "table" and "한서대학교" in c.text and c.page_start in (2, 6)]
+    assert sorted(c.page_start for c in tables) == [2, 6]
+    hits = [SearchHit(c.chunk_id, c.document_id, c.source, c.title, c.page_start, c.page_end, c.heading, c.kind,
+                      c.text, 1.0 if c.page_start == 6 else 0.9) for c in tables]
+    reranked = LexicalReranker().rerank("한서대학교 조종사 양성과정의 연간 정원은?", hits, 2)
+    assert [h.page_start for h in reranked] == [2, 6]
+
+
+def test_an_english_table_holding_the_questions_english_words_is_judged_by_them():
+    """A Korean question naming English row and column labels ("Water", "Sales") over the English XLSX
+    of tests/fixtures (2023-half-year-analyses-by-segment.xlsx, sheet 3): the table holding them beats a
+    Korean contents page that shares only "2023" (real-44-tables.hwpx, page 2)."""
+    xlsx = ("| In millions of CHF |  |  |  |  |  | January–June 2023 |\n"
+            "|  | Sales | Underlying Trading operating profit (a) | Trading operating profit |\n"
+            "|---|---|---|---|\n| Powdered and Liquid Beverages | 12339 | 2607 | 2506 |\n| Water | 1706 | 187 | 57 |")
+    contents = ("|  | 순 서 |  |\n|---|---|---|\n| Ⅰ. 과업안내 1 Ⅱ. 과업 세부내용 2 Ⅲ. 입찰 및 계약 5 "
+                "Ⅳ. 제안서 및 입찰서류 작성 지침 13 Ⅴ. 과업의 일반지침 16 Ⅵ. 제출목록 및 서식 20 |  |  |")
+    hits = [SearchHit("h", "h", "real-44-tables.hwpx", "2023 행사대행 용역 제안요청서", 2, 2, "2023. 7. 5.", "table",
+                      contents, 1.0),
+            SearchHit("x", "x", "2023-half-year-analyses-by-segment.xlsx", "Prod.Rev.and results 30 06 2023", 3, 3,
+                      "Revenue and results", "table", xlsx, 0.9)]
+    reranked = LexicalReranker().rerank("2023년 상반기 Water 부문의 Sales는?", hits, 2)
+    assert reranked[0].source == "2023-half-year-analyses-by-segment.xlsx"

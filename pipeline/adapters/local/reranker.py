@@ -14,8 +14,8 @@ it. It reads each candidate's text once and scores signals a cross-encoder would
 - title: the question's words in the document title and the chunk's heading.
 
 Rarity is measured among the candidates, not the index, so the same code serves SQLite and OpenSearch.
-A candidate in another script than the question (an English page for a Korean question) cannot be
-judged by its words: it gets the median of each signal, neither rewarded nor punished, so a strong
+A candidate in another script than the question (an English page for a Korean question) that holds none
+of the question's Latin words cannot be judged by its words: it gets the median of each signal, neither rewarded nor punished, so a strong
 dense hit is not buried by the lexical pass (cross-lingual retrieval).
 
 The fused score stays the base: signals only add to it, each with a weight measured on KorQuAD
@@ -38,6 +38,7 @@ WINDOW_CHARS = 100  # about one Korean sentence
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _LETTER = re.compile(r"[^\W\d_]")
 # 제65조, 제65조의2, 제1항, 제1호, 제3장, 제2절: the article and section numbers of laws and guidelines
+_LATIN = re.compile(r"[a-z]")
 _RULE = re.compile(r"^\s*\|?\s*:?-{2,}")  # the |---|---| line under a Markdown table's header
 _ARTICLE = re.compile(r"제\s?(\d+)\s?(조(?:\s?의\s?\d+)?|항|호|장|절|편|관|목)")
 
@@ -122,12 +123,14 @@ class LexicalReranker:
         anchors_wanted = len(q.articles) + len(q.amounts)
         results: list[dict[str, float] | None] = []
         for hit, text, head, held in zip(hits, texts, heads, present, strict=True):
-            if q.korean != _script_is_korean(hit.text):
-                results.append(None)  # another script: judged after, by the median of the others
+            if q.korean != _script_is_korean(hit.text) and not any(_LATIN.search(t) for t in held):
+                # another script and none of the question's Latin words ("Water 부문의 Sales"): it cannot
+                # be read by words, so it is judged after, by the median of the others
+                results.append(None)
                 continue
             values = {
                 "coverage": sum(idf[t] for t in held) / findable,
-                "proximity": (self._best_row(text, held, idf) if hit.kind == "table"
+                "proximity": (self._best_row(text, hit.heading.lower(), held, idf) if hit.kind == "table"
                               else self._best_window(text, held, idf)) / findable,
                 "phrase": sum(w for pattern, w in pair_weight if pattern.search(text)) / total_pairs,
                 "anchors": self._anchors(q, hit.text) / anchors_wanted if anchors_wanted else 0.0,
@@ -158,14 +161,15 @@ class LexicalReranker:
         return best
 
     @staticmethod
-    def _best_row(text: str, held: set[str], idf: dict[str, float]) -> float:
-        """A table's window is a row read with its header: the most term weight in one of them. (A
-        Markdown row is long and its header far from its values, so characters are the wrong ruler.)"""
+    def _best_row(text: str, caption: str, held: set[str], idf: dict[str, float]) -> float:
+        """A table's window is a row read with its header and its caption (the chunk's heading): the
+        most term weight in one of them. (A Markdown row is long and its header far from its values,
+        so characters are the wrong ruler.)"""
         lines = [line for line in text.splitlines() if line.lstrip().startswith("|")]
         if not lines or not held:
             return 0.0
         header, rows = lines[0], [line for line in lines[1:] if not _RULE.match(line)] or [""]
-        in_header = {t for t in held if t in header}
+        in_header = {t for t in held if t in header or t in caption}
         return max(sum(idf[t] for t in held if t in in_header or t in row) for row in rows)
 
     @staticmethod
