@@ -171,6 +171,15 @@ def _years(text: str) -> list[str]:
     return found
 
 
+_BARE_YEAR = re.compile(r"(?<![\d.,])(?:19|20)\d{2}(?![\d.,])")
+
+
+def _bare_years(text: str) -> set[str]:
+    """A passage names a year without 년 too ("January–June 2023", "2023 Q1"): a question's 2023년
+    finds it. (Only passages are read this way; in a question a bare number stays a number.)"""
+    return {f"year:{m.group()}" for m in _BARE_YEAR.finditer(text)}
+
+
 # ---------------------------------------------------------------------- reading the hits
 
 
@@ -208,7 +217,7 @@ def read_hits(hits: Sequence[SearchHit]) -> list[Candidate]:
     pages = {key: set(terms) for key, terms in zip(page_words, page_terms, strict=True)}
     for candidate, terms in zip(found, analyses, strict=True):
         hit = hits[candidate.rank]
-        candidate.terms = {_normal(t) for t in terms} | set(_years(candidate.text))
+        candidate.terms = {_normal(t) for t in terms} | set(_years(candidate.text)) | _bare_years(candidate.text)
         around = set(contexts[candidate.rank]) | pages.get((hit.document_id, hit.page_start), set())
         candidate.context = {_normal(t) for t in around} | set(_years(hit.heading))
     return found
@@ -243,13 +252,18 @@ def _cells(line: str) -> list[str]:
 def table_rows(lines: Sequence[str], rank: int = 0, position: int = 0) -> list[Candidate]:
     """A Markdown table's rows read with their header; a long cell (a list in one cell) is split into
     its items, each read with the column's header and the row's label."""
-    rows = [_cells(line) for line in lines if not _ROW_SEPARATOR.match(line.strip().lstrip("|").strip())]
+    is_rule = [bool(_ROW_SEPARATOR.match(line.strip().lstrip("|").strip())) for line in lines]
+    rows = [_cells(line) for line, rule in zip(lines, is_rule, strict=True) if not rule]
+    # the header is every row above the |---| rule (a spreadsheet's two header rows: the period over
+    # the measure), one row when there is no rule
+    above_rule = is_rule.index(True) if True in is_rule else 1
     if len(rows) < 2:
-        header, body = [], rows
+        header_rows, body = [], rows
     else:
-        header, body = rows[0], rows[1:]
+        header_rows, body = rows[:max(1, above_rule)], rows[max(1, above_rule):]
     width = max(len(r) for r in rows)
-    header = (header + [""] * width)[:width]
+    header = [" ".join(dict.fromkeys(part for part in parts if part)) for parts in
+              zip(*[(h + [""] * width)[:width] for h in header_rows])] if header_rows else [""] * width
     for i in range(1, width):  # a header cell merged over two columns is written once
         if not header[i] and header[i - 1] and header[i - 1].lower() not in _SERIAL_HEADERS:
             header[i] = header[i - 1]
@@ -280,17 +294,18 @@ def table_rows(lines: Sequence[str], rank: int = 0, position: int = 0) -> list[C
     return found
 
 
-_LEADING_NUMBER = re.compile(r"\d[\d,.]*\s*")
+_LEADING_NUMBER = re.compile(r"[-−]?\d[\d,.]*\s*")
 
 
 def _clean_cell(value: str) -> str:
     """A cell is cleaned as a sentence is, but a number it starts with is its value, not a section
-    number: "7.6 g/kg 미만" stays whole."""
-    cleaned = clean_sentence(value)
-    number = _LEADING_NUMBER.match(" ".join(value.split()))
-    if number and not cleaned.startswith(number.group().strip()):
-        return number.group() + cleaned
-    return cleaned
+    number or a bullet: "7.6 g/kg 미만" and "-101" stay whole."""
+    flat = " ".join(value.split())
+    number = _LEADING_NUMBER.match(flat)
+    if not number:
+        return clean_sentence(value)
+    rest = flat[number.end():]
+    return (number.group() + (clean_sentence(rest) if rest else "")).strip()
 
 
 def _pairs(header: list[str], row: list[str], serial: set[int]) -> list[tuple[str, str]]:

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from chat.answer import NOT_FOUND, extractive_answer
+from chat.candidates import read_hits
 from chat.retrieve import Retriever
 from chat.service import ChatService, ChatTurn
 from pipeline.adapters.local.history import SqliteHistory
@@ -124,3 +125,25 @@ def test_a_cell_that_starts_with_a_number_keeps_it():
     from chat.candidates import table_rows
     rows = table_rows(["| 등급 | 외기 절대습도 | 시점부 |", "|---|---|---|", "| Level 2 | 7.6 g/kg 미만 | 건조 |"])
     assert [r.text for r in rows] == ["등급: Level 2, 외기 절대습도: 7.6 g/kg 미만, 시점부: 건조"]
+
+
+def test_a_spreadsheet_row_is_read_with_both_header_rows_and_its_signed_numbers():
+    """The XLSX of tests/fixtures heads each table with two rows: the period (January–June 2023 / 2022)
+    above the measures (Sales, …). The row of the asked year is the answer, and -101 keeps its sign."""
+    import hashlib
+
+    from pipeline.models import DocumentRef
+    from pipeline.stages.chunk import chunk_document
+    from pipeline.stages.extract import extract
+
+    name = "2023-half-year-analyses-by-segment.xlsx"
+    data = (FIXTURES / name).read_bytes()
+    chunks = [c for c in chunk_document(extract(data, name), DocumentRef("u", name, hashlib.sha256(data).hexdigest()))
+              if c.kind == "table" and c.page_start == 3 and "| Water |" in c.text]
+    assert len(chunks) == 2  # January–June 2023 and January–June 2022
+    hits = [SearchHit(c.chunk_id, c.document_id, c.source, c.title, c.page_start, c.page_end, c.heading, c.kind,
+                      c.text, 1.0) for c in reversed(chunks)]
+    reply = extractive_answer("2023년 상반기 Water 부문의 Sales는?", hits)
+    assert reply.found and "Water, Sales: 1706" in reply.text, reply.text
+    rows = [c.text for c in read_hits(hits)]
+    assert any("Powdered and Liquid Beverages" in r and ": -101" in r for r in rows), rows
