@@ -215,9 +215,14 @@ def read_hits(hits: Sequence[SearchHit]) -> list[Candidate]:
     contexts = analyze_many([f"{h.heading}\n{h.title}\n{_strip_table(h.text)}" for h in hits])
     page_terms = analyze_many(["\n".join(v) for v in page_words.values()])
     pages = {key: set(terms) for key, terms in zip(page_words, page_terms, strict=True)}
+    # a row is terse: what it is about is its table's caption and section ("• 조종사 양성 교육기관", then
+    # "한서대학교 … 108명"), so their words are the row's own, not context
+    captions = analyze_many([h.heading if h.kind == "table" else "" for h in hits])
     for candidate, terms in zip(found, analyses, strict=True):
         hit = hits[candidate.rank]
         candidate.terms = {_normal(t) for t in terms} | set(_years(candidate.text)) | _bare_years(candidate.text)
+        if candidate.kind == "row":
+            candidate.terms |= {_normal(t) for t in captions[candidate.rank]}
         around = set(contexts[candidate.rank]) | pages.get((hit.document_id, hit.page_start), set())
         candidate.context = {_normal(t) for t in around} | set(_years(hit.heading))
     return found
@@ -272,12 +277,14 @@ def table_rows(lines: Sequence[str], rank: int = 0, position: int = 0) -> list[C
     above: list[str] = []
     for raw in body:
         row = (raw + [""] * width)[:width]
+        # a word in the number column (총계, 합계) labels the row: it is read, and nothing is carried into it
+        labelled = {i for i in serial if row[i] and not row[i].replace(".", "").isdigit()}
         filled = [i for i, cell in enumerate(row) if cell and i not in serial]
-        if above and filled:
+        if above and filled and not labelled:
             # merged cells: the empty ones left of the first filled one repeat the row above
             row = [above[i] if not cell and i < filled[0] and i not in serial else cell for i, cell in enumerate(row)]
         above = row
-        pairs = _pairs(header, row, serial)
+        pairs = _pairs(header, row, serial - labelled, labelled)
         if not pairs:
             continue
         long_cells = [i for i, (_, value) in enumerate(pairs) if len(value) > 120]
@@ -308,10 +315,16 @@ def _clean_cell(value: str) -> str:
     return (number.group() + (clean_sentence(rest) if rest else "")).strip()
 
 
-def _pairs(header: list[str], row: list[str], serial: set[int]) -> list[tuple[str, str]]:
+def _pairs(header: list[str], row: list[str], serial: set[int],
+           labels: set[int] | frozenset[int] = frozenset()) -> list[tuple[str, str]]:
+    """(header, value) of a row's cells; a serial number is left out, a label in its column (총계) is
+    kept without the column's name."""
     pairs: list[tuple[str, str]] = []
     for i, value in enumerate(row):
         value = _clean_cell(value) if value else ""
+        if value and i in labels:
+            pairs.append(("", value))
+            continue
         if not value or i in serial or (pairs and pairs[-1][1] == value):
             continue
         name = header[i] if header[i] != value else ""
