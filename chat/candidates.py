@@ -267,8 +267,8 @@ def table_rows(lines: Sequence[str], rank: int = 0, position: int = 0) -> list[C
     else:
         header_rows, body = rows[:max(1, above_rule)], rows[max(1, above_rule):]
     width = max(len(r) for r in rows)
-    header = [" ".join(dict.fromkeys(part for part in parts if part)) for parts in
-              zip(*[(h + [""] * width)[:width] for h in header_rows])] if header_rows else [""] * width
+    padded = [(h + [""] * width)[:width] for h in header_rows]
+    header = [" ".join(dict.fromkeys(h[i] for h in padded if h[i])) for i in range(width)]
     for i in range(1, width):  # a header cell merged over two columns is written once
         if not header[i] and header[i - 1] and header[i - 1].lower() not in _SERIAL_HEADERS:
             header[i] = header[i - 1]

@@ -161,8 +161,8 @@ def test_a_total_row_is_read_as_the_total_of_its_captioned_table_not_as_the_row_
     from pipeline.stages.extract import extract
 
     data = (FIXTURES / AVIATION).read_bytes()
-    chunks = [c for c in chunk_document(extract(data, AVIATION), DocumentRef("u", AVIATION, hashlib.sha256(data).hexdigest()))
-              if c.kind == "table" and c.page_start == 3]
+    ref = DocumentRef("u", AVIATION, hashlib.sha256(data).hexdigest())
+    chunks = [c for c in chunk_document(extract(data, AVIATION), ref) if c.kind == "table" and c.page_start == 3]
     hits = [SearchHit(c.chunk_id, c.document_id, c.source, c.title, c.page_start, c.page_end, c.heading, c.kind,
                       c.text, 1.0) for c in chunks]
     rows = [c.text for c in read_hits(hits) if "3,465명" in c.text]

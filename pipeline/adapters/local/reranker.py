@@ -14,9 +14,10 @@ it. It reads each candidate's text once and scores signals a cross-encoder would
 - title: the question's words in the document title and the chunk's heading.
 
 Rarity is measured among the candidates, not the index, so the same code serves SQLite and OpenSearch.
-A candidate in another script than the question (an English page for a Korean question) that holds none
-of the question's Latin words cannot be judged by its words: it gets the median of each signal, neither rewarded nor punished, so a strong
-dense hit is not buried by the lexical pass (cross-lingual retrieval).
+A candidate in another script than the question (an English page for a Korean question) that holds
+none of the question's Latin words cannot be judged by its words: it gets the median of each signal,
+neither rewarded nor punished, so a strong dense hit is not buried by the lexical pass (cross-lingual
+retrieval).
 
 The fused score stays the base: signals only add to it, each with a weight measured on KorQuAD
 (bench/korquad_rerank.py) and the page-level question sets (bench/RESULTS.md).
