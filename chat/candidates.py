@@ -12,6 +12,7 @@ located in the candidate, so the reply can mark it.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -55,7 +56,8 @@ _PATTERNS: dict[str, re.Pattern] = {
                         r"마리|종|번|위|층|세|살|년|주|일|시간|분|초|호|기|부|장|쪽|석|표|점)"),
     "date": re.compile(r"(?:1[0-9]|20)\d{2}\s*년(?:\s*\d{1,2}\s*월)?(?:\s*\d{1,2}\s*일)?|(?:1[0-9]|20)\d{2}\.\s?\d{1,2}"
                        r"(?:\.\s?\d{1,2})?\.?|[‘'’]\d{2}(?:\.\s?\d{1,2}){0,2}\.?(?:\s*월)?|\d{1,2}\s*월\s*\d{1,2}\s*일|"
-                       r"\d{1,2}\s*월(?:\s*[초중말])?|\d{1,2}\s*세기|\d{1,4}\s*년대|\d{3,4}\s*년"),
+                       r"\d{1,2}\s*월(?:\s*[초중말])?|\d{1,2}\s*세기|\d{1,4}\s*년대|\d{3,4}\s*년|"
+                       r"\d{1,2}:\d{2}(?:\s*[~∼-]\s*\d{1,2}:\d{2})?"),  # 몇 시: 19:20 ~ 20:40
 }
 _PATTERNS["change"] = re.compile(r"[^\s(]*\d[^\s→]*\s*(?:→|⇒|->)\s*[^\s)]+|[^\s(]+\s*(?:→|⇒)\s*[^\s)]+")
 _QUOTED = re.compile(r"[「『“‘\"'<《]([^」』”’\"'>》]{1,40})[」』”’\"'>》]")
@@ -76,6 +78,7 @@ class Candidate:
     cells: list[tuple[str, str]] = field(default_factory=list)  # (header, value) of a row
     terms: set[str] = field(default_factory=set)
     context: set[str] = field(default_factory=set)  # words of its chunk, heading and page around it
+    caption: str = ""  # a row's table caption ("• 조종사 양성 교육기관 : 총 19개"): what the row is about
     coverage: float = 0.0  # weighted share of the question's words it holds (context counts a third)
     relevance: float = 0.0  # the same share with every word alike (names double): what the threshold reads
     score: float = 0.0
@@ -135,13 +138,45 @@ def read_question(text: str) -> Question:
     if "amount" in wanted and "count" not in wanted:
         wanted.append("count")
     years = _years(text)
-    terms = [_normal(form) for form, tag in forms if tag in _CONTENT and form not in _QUESTION_WORDS
-             and not (tag == "SN" and f"year:{form}" in years)]
-    terms += years
+    labels = _labels(tokens, years)
+    joined = {i for i in labels for i in (i, i + 1)} | _date_parts(tokens)
+    terms = [_normal(form) for i, (form, tag) in enumerate(forms) if tag in _CONTENT and form not in _QUESTION_WORDS
+             and not (tag == "SN" and f"year:{form}" in years) and i not in joined]
+    terms += years + list(labels.values())
     emphasis = {_normal(form): 2.0 for form, tag in forms if tag in ("NNP", "SL", "SH")}
-    emphasis.update({year: 2.0 for year in years})
+    emphasis.update({term: 2.0 for term in [*years, *labels.values()]})
     emphasis.update({form: 0.3 for form, tag in forms if form in _TYPE_NOUNS})
     return Question(text, list(dict.fromkeys(terms)), tuple(wanted), emphasis, counter)
+
+
+def _date_parts(tokens) -> set[int]:
+    """The numbers of "1~6월", "3월 5일": a date's parts, not words to look for (a table writes
+    "January–June"; a bare 6 would find every cell holding a 6)."""
+    parts = set()
+    for i, token in enumerate(tokens):
+        if token.tag != "SN":
+            continue
+        after = tokens[i + 1].form if i + 1 < len(tokens) else ""
+        before = tokens[i - 1].form if i else ""
+        if after in ("~", "∼", "-", "월", "일") or before in ("~", "∼"):
+            parts.add(i)
+    return parts
+
+
+def _labels(tokens, years: list[str]) -> dict[int, str]:
+    """Numbers that name something with the word they are written with, one term each, by the index
+    of their first token: 2부, 5인, 90%, 3층, A+, Level 4. Apart, "2" would find every 2 of a page
+    and "부" nothing (a bound noun is not a content word)."""
+    labels: dict[int, str] = {}
+    for i, (token, after) in enumerate(itertools.pairwise(tokens)):
+        touching = after.start == token.start + token.len
+        if token.tag == "SN" and f"year:{token.form}" not in years and touching and (
+                after.tag == "SW" and after.form == "%"
+                or after.tag in ("NNB", "NNG") and len(after.form) == 1 and after.form not in "년월일"):
+            labels[i] = f"{token.form}{after.form}".lower()
+        elif token.tag == "SL" and (after.tag == "SN" or (touching and after.form == "+")):
+            labels[i] = f"{token.form}{after.form}".lower()  # matched against squeezed text: "level4"
+    return labels
 
 
 # What holding (or lacking) an expression of the asked-for kind adds to a candidate's score. A term
@@ -217,12 +252,18 @@ def read_hits(hits: Sequence[SearchHit]) -> list[Candidate]:
     pages = {key: set(terms) for key, terms in zip(page_words, page_terms, strict=True)}
     # a row is terse: what it is about is its table's caption and section ("• 조종사 양성 교육기관", then
     # "한서대학교 … 108명"), so their words are the row's own, not context
-    captions = analyze_many([h.heading if h.kind == "table" else "" for h in hits])
+    for candidate in found:
+        if candidate.kind == "row":  # the chunk's caption, then the table's own title row
+            hit = hits[candidate.rank]
+            candidate.caption = " ".join(filter(None, [hit.heading if hit.kind == "table" else "", candidate.caption]))
+    distinct = list(dict.fromkeys(c.caption for c in found if c.caption))
+    captions = dict(zip(distinct, analyze_many(distinct), strict=True))
     for candidate, terms in zip(found, analyses, strict=True):
         hit = hits[candidate.rank]
         candidate.terms = {_normal(t) for t in terms} | set(_years(candidate.text)) | _bare_years(candidate.text)
-        if candidate.kind == "row":
-            candidate.terms |= {_normal(t) for t in captions[candidate.rank]}
+        if candidate.caption:
+            candidate.terms |= {_normal(t) for t in captions[candidate.caption]}
+            candidate.terms |= set(_years(candidate.caption)) | _bare_years(candidate.caption)
         around = set(contexts[candidate.rank]) | pages.get((hit.document_id, hit.page_start), set())
         candidate.context = {_normal(t) for t in around} | set(_years(hit.heading))
     return found
@@ -267,6 +308,11 @@ def table_rows(lines: Sequence[str], rank: int = 0, position: int = 0) -> list[C
     else:
         header_rows, body = rows[:max(1, above_rule)], rows[max(1, above_rule):]
     width = max(len(r) for r in rows)
+    # a header row holding one cell besides the first column ("January–June 2023" over a whole sheet)
+    # is the table's title, not one column's name: every row is about it
+    titles = [h for h in header_rows[:-1] if sum(1 for cell in h[1:] if cell) == 1]
+    title = " ".join(cell for h in titles for cell in h[1:] if cell)
+    header_rows = [h for h in header_rows if not any(h is t for t in titles)]
     padded = [(h + [""] * width)[:width] for h in header_rows]
     header = [" ".join(dict.fromkeys(h[i] for h in padded if h[i])) for i in range(width)]
     for i in range(1, width):  # a header cell merged over two columns is written once
@@ -289,7 +335,7 @@ def table_rows(lines: Sequence[str], rank: int = 0, position: int = 0) -> list[C
             continue
         long_cells = [i for i, (_, value) in enumerate(pairs) if len(value) > 120]
         if not long_cells:
-            found.append(_row_candidate(pairs, rank, position + len(found)))
+            found.append(_row_candidate(pairs, rank, position + len(found), title))
             continue
         label = [p for i, p in enumerate(pairs) if i not in long_cells and len(p[1]) <= 40][:2]
         for i in long_cells:
@@ -297,11 +343,12 @@ def table_rows(lines: Sequence[str], rank: int = 0, position: int = 0) -> list[C
             for item in _CELL_ITEMS.split(value):
                 item = clean_sentence(item)
                 if len(item) >= 8:
-                    found.append(_row_candidate([*label, (name, item)], rank, position + len(found)))
+                    found.append(_row_candidate([*label, (name, item)], rank, position + len(found), title))
     return found
 
 
 _LEADING_NUMBER = re.compile(r"[-−]?\d[\d,.]*\s*")
+_NUMERIC = re.compile(r"[-−+]?[\d,.%]+")
 
 
 def _clean_cell(value: str) -> str:
@@ -332,9 +379,9 @@ def _pairs(header: list[str], row: list[str], serial: set[int],
     return pairs
 
 
-def _row_candidate(pairs: list[tuple[str, str]], rank: int, position: int) -> Candidate:
+def _row_candidate(pairs: list[tuple[str, str]], rank: int, position: int, title: str = "") -> Candidate:
     text = ", ".join(f"{name}: {value}" if name else value for name, value in pairs)
-    return Candidate(text, rank, position, "row", cells=pairs)
+    return Candidate(text, rank, position, "row", cells=pairs, caption=title)
 
 
 # ---------------------------------------------------------------------- scoring
@@ -347,12 +394,12 @@ def score(question: Question, candidates: list[Candidate], hits: Sequence[Search
     n = len(candidates)
     weights = {}
     for term in question.terms:
-        df = sum(1 for c in candidates if term in c.terms or (len(term) > 1 and term in c.text.lower()))
+        df = sum(1 for c in candidates if term in c.terms or (_part_of_word(term) and term in c.text.lower()))
         weights[term] = math.log(1 + (n + 1) / (df + 0.5)) * question.emphasis.get(term, 1.0)
     total = sum(weights.values()) or 1.0
     for c in candidates:
-        squeezed = "".join(c.text.lower().split())
-        holds = {t for t in weights if t in c.terms or (len(t) > 1 and not t.startswith("year:") and t in squeezed)}
+        squeezed = "".join(f"{c.text} {c.caption}".lower().split())  # 항공정비사 in "항공정비사 양성 교육기관"
+        holds = {t for t in weights if t in c.terms or (_part_of_word(t) and t in squeezed)}
         held = sum(w for t, w in weights.items() if t in holds)
         around = sum(w for t, w in weights.items() if t not in holds and t in c.context)
         c.coverage = (held + around / 3) / total
@@ -366,10 +413,26 @@ def score(question: Question, candidates: list[Candidate], hits: Sequence[Search
             bonus, malus = _TYPED_SCORE.get(question.wanted[0], _TYPED_SCORE["default"])
             typed = bonus if c.fact is not None else malus
         length = len(c.text)
-        c.score = (c.coverage + typed - 0.005 * c.rank + 0.05 * hits[c.rank].score
+        named = 0.1 * _named_row(question.text, weights, c) / total
+        c.score = (c.coverage + typed + named - 0.005 * c.rank + 0.05 * hits[c.rank].score
                    - 0.0015 * max(0, length - 160) - (0.3 if c.text.endswith("?") else 0.0)
                    - (0.1 if length < 15 else 0.0))
     return sorted(candidates, key=lambda c: (-c.score, c.rank, c.position))
+
+
+def _part_of_word(term: str) -> bool:
+    """Whether a term is found inside longer words too (조종 in 조종사), not only as a word of its own:
+    not a year, not one letter, not a short Latin word ("NA" is not in "financial")."""
+    return len(term) > 1 and not term.startswith("year:") and not (term.isascii() and term.isalpha() and len(term) <= 3)
+
+
+def _named_row(question: str, weights: dict[str, float], candidate: Candidate) -> float:
+    """The weight of the question's words in the cells the question quotes whole: the row named
+    "신한에어" or "5인 미만", not one mentioning them in passing ("신한에어 위탁", "5인 이상∼10인 미만")."""
+    asked = "".join(question.lower().split())
+    quoted = [cell for cell in ("".join(value.lower().split()) for _, value in candidate.cells)
+              if len(cell) > 1 and not _NUMERIC.fullmatch(cell) and cell in asked]
+    return sum(w for t, w in weights.items() if any(t in cell for cell in quoted))
 
 
 def locate_fact(question: Question, candidate: Candidate) -> tuple[int, int] | None:
@@ -381,10 +444,13 @@ def locate_fact(question: Question, candidate: Candidate) -> tuple[int, int] | N
     if question.counter:  # "몇 위" wants "5위", not any number of the sentence
         counted = re.compile(rf"{_NUMBER}\s*{re.escape(question.counter)}", re.IGNORECASE)
         spans = [m.span() for m in counted.finditer(text) if not _in_question(m.group(), question.text)]
+        spans = spans or _counted_cells(question.counter, candidate)
     for kind in () if spans else question.wanted:
         spans = [s for s in _spans(kind, candidate) if not _in_question(text[s[0]:s[1]], question.text)]
         if spans:
             break
+    if not spans and candidate.kind == "row" and {"count", "amount"} & set(question.wanted):
+        spans = _numbers_under(question, candidate)
     if not spans:
         return None
     lowered = text.lower()
@@ -414,6 +480,31 @@ def locate_fact(question: Question, candidate: Candidate) -> tuple[int, int] | N
     if not anchors:
         return spans[0]
     return min(spans, key=lambda s: min(abs(s[0] - a) if s[0] >= a else 2 * (a - s[1]) for a in anchors))
+
+
+def _counted_cells(counter: str, candidate: Candidate) -> list[tuple[int, int]]:
+    """A row's numbers counted in its header's unit: "훈련기(대): 14" answers 몇 대."""
+    unit = re.compile(rf"\(\s*{re.escape(counter)}\s*\)$")
+    spans, offset = [], 0
+    for name, value in candidate.cells:
+        start = offset + (len(name) + 2 if name else 0)
+        number = re.match(_NUMBER, value)
+        if number and unit.search(name):
+            spans.append((start, start + number.end()))
+        offset = start + len(value) + 2
+    return spans
+
+
+def _numbers_under(question: Question, candidate: Candidate) -> list[tuple[int, int]]:
+    """A bare number under a header the question names: 점수는? → "점수: 4"; 우수의 점수는? → "우수: 20"."""
+    asked = [t.removeprefix("year:") for t in question.terms if len(t) > 1]  # a year: "January–June 2023"
+    spans, offset = [], 0
+    for name, value in candidate.cells:
+        start = offset + (len(name) + 2 if name else 0)
+        if any(t in name.lower() for t in asked) and re.fullmatch(_NUMBER, value):
+            spans.append((start, start + len(value)))
+        offset = start + len(value) + 2
+    return spans
 
 
 def _in_question(span: str, question: str) -> bool:

@@ -92,6 +92,26 @@ def home(tmp_path, monkeypatch) -> Path:
     return path
 
 
+def fixture_chunks(name: str) -> list:
+    """The chunks of a file of tests/fixtures as the pipeline cuts them (real extraction, no index)."""
+    import hashlib
+
+    from pipeline.models import DocumentRef
+    from pipeline.stages.chunk import chunk_document
+    from pipeline.stages.extract import extract
+
+    data = (FIXTURES / name).read_bytes()
+    return chunk_document(extract(data, name), DocumentRef("u", name, hashlib.sha256(data).hexdigest()))
+
+
+def as_hits(chunks, score=lambda chunk: 1.0) -> list:
+    """Chunks as search hits, in the given order, each scored by `score(chunk)`."""
+    from pipeline.models import SearchHit
+
+    return [SearchHit(c.chunk_id, c.document_id, c.source, c.title, c.page_start, c.page_end, c.heading, c.kind,
+                      c.text, score(c)) for c in chunks]
+
+
 def make_runner(home: Path, embedder, **overrides):
     from pipeline.config import Settings
     from pipeline.runner import LocalRunner

@@ -14,9 +14,11 @@ from chat.retrieve import Retriever
 from chat.service import ChatService, ChatTurn
 from pipeline.adapters.local.history import SqliteHistory
 from pipeline.models import SearchHit
-from tests.conftest import AVIATION, FIXTURES, SAMPLES, TUNNEL, make_runner
+from tests.conftest import AVIATION, FIXTURES, SAMPLES, TUNNEL, as_hits, fixture_chunks, make_runner
 
 PLAN = "2020중기부업무계획.pdf"
+SHEET = "2023-half-year-analyses-by-segment.xlsx"
+TENDER = "hwp/real-44-tables.hwpx"
 BENEFITS = "복리후생 안내.docx"
 STRAY = re.compile(r"\*\s*\[\d+\]|^\s*(?:\d+(?:\.\d+)+|[□ㅇ•\-*※])\s")
 
@@ -44,6 +46,14 @@ def ask(runner, user: str, question: str, llm=None) -> ChatTurn:
     ("한서대학교 조종사 양성과정의 연간 정원은?", "108명", AVIATION, 2),
     ("2019년 벤처투자 규모는 얼마였나요?", "4.3조원", PLAN, 11),
     ("건강검진 지원 금액은?", "연 50만 원", BENEFITS, 1),
+    # the page-3 table's total, not a school's subtotal row (총계 in its 지정일 column) nor a training
+    # course named "… 항공정비사" on page 7: 항공정비사 is in the table's caption, not in its rows
+    ("항공정비사 전문교육기관의 정원 총계는?", "3,465명", AVIATION, 3),
+    # the row of 신한에어 itself, not 신라대학교's row whose aircraft cell says "신한에어 위탁"
+    ("신한에어의 조종사 양성 정원은 연간 몇 명인가요?", "45명", AVIATION, 2),
+    # 몇 대: the number under 훈련기(대), the unit in its header; 초당대학교 has three rows in the report
+    ("초당대학교 조종 전문교육기관의 훈련기는 몇 대인가요?", "14", AVIATION, 2),
+    ("극동대학교가 조종 전문교육기관으로 지정된 날은 언제인가요?", "2021.06.21", AVIATION, 2),
 ])
 def test_the_reply_names_the_fact_from_the_right_passage(runner, question, fact, source, page):
     reply = ask(runner, "kim", question).to_dict()
@@ -130,19 +140,9 @@ def test_a_cell_that_starts_with_a_number_keeps_it():
 def test_a_spreadsheet_row_is_read_with_both_header_rows_and_its_signed_numbers():
     """The XLSX of tests/fixtures heads each table with two rows: the period (January–June 2023 / 2022)
     above the measures (Sales, …). The row of the asked year is the answer, and -101 keeps its sign."""
-    import hashlib
-
-    from pipeline.models import DocumentRef
-    from pipeline.stages.chunk import chunk_document
-    from pipeline.stages.extract import extract
-
-    name = "2023-half-year-analyses-by-segment.xlsx"
-    data = (FIXTURES / name).read_bytes()
-    chunks = [c for c in chunk_document(extract(data, name), DocumentRef("u", name, hashlib.sha256(data).hexdigest()))
-              if c.kind == "table" and c.page_start == 3 and "| Water |" in c.text]
+    chunks = [c for c in fixture_chunks(SHEET) if c.kind == "table" and c.page_start == 3 and "| Water |" in c.text]
     assert len(chunks) == 2  # January–June 2023 and January–June 2022
-    hits = [SearchHit(c.chunk_id, c.document_id, c.source, c.title, c.page_start, c.page_end, c.heading, c.kind,
-                      c.text, 1.0) for c in reversed(chunks)]
+    hits = as_hits(reversed(chunks))
     reply = extractive_answer("2023년 상반기 Water 부문의 Sales는?", hits)
     assert reply.found and "Water, Sales: 1706" in reply.text, reply.text
     rows = [c.text for c in read_hits(hits)]
@@ -152,18 +152,33 @@ def test_a_spreadsheet_row_is_read_with_both_header_rows_and_its_signed_numbers(
 def test_a_total_row_is_read_as_the_total_of_its_captioned_table_not_as_the_row_above():
     """Page 3 of the aviation report ends its mechanics' schools table with `| 총계 | | | | 3,465명 |`, 총계 in
     the serial-number column. Read as a label, the row is the total; carried down from the row above it
-    would say the air force (공군) trains 3,465 a year. (Which total answers "정원 총계는?" — this one or a
-    school's subtotal row — is not settled: see bench/RESULTS.md.)"""
-    import hashlib
-
-    from pipeline.models import DocumentRef
-    from pipeline.stages.chunk import chunk_document
-    from pipeline.stages.extract import extract
-
-    data = (FIXTURES / AVIATION).read_bytes()
-    ref = DocumentRef("u", AVIATION, hashlib.sha256(data).hexdigest())
-    chunks = [c for c in chunk_document(extract(data, AVIATION), ref) if c.kind == "table" and c.page_start == 3]
-    hits = [SearchHit(c.chunk_id, c.document_id, c.source, c.title, c.page_start, c.page_end, c.heading, c.kind,
-                      c.text, 1.0) for c in chunks]
+    would say the air force (공군) trains 3,465 a year. (That "정원 총계는?" gets this row and not a school's
+    subtotal is asked of the whole index above.)"""
+    hits = as_hits(c for c in fixture_chunks(AVIATION) if c.kind == "table" and c.page_start == 3)
     rows = [c.text for c in read_hits(hits) if "3,465명" in c.text]
     assert rows == ["총계, 정원(年): 3,465명"], rows
+
+
+def test_a_sheet_title_row_dates_every_row_and_a_date_range_finds_no_stray_numbers():
+    """Page 1 of the XLSX has two tables whose first header row holds one cell, the period
+    ("January–June 2023"), over the measures. That row titles the whole table: every row of the 2023
+    table is a 2023 row. "1~6월" names the period; its 1 and 6 are not words to look for (they found
+    Nespresso's "-6" before Zone NA)."""
+    hits = as_hits(c for c in fixture_chunks(SHEET) if c.kind == "table" and c.page_start == 1)
+    reply = extractive_answer("2023년 1~6월 Zone NA의 Sales는 얼마인가요?", hits).to_dict()
+    assert reply["answer"].startswith("Zone NA, Sales (a): 12553,"), reply["answer"]
+    assert reply["fact"]["text"] == "12553"
+
+
+def test_a_bare_number_under_the_asked_header_is_the_fact():
+    """The tender HWPX scores firms in tables whose cells are bare numbers (`| 5인 미만 | 4 |`,
+    `| 행사장 및 시설물 설치분야 | 20 | 16 | …`): the number under the header the question names is the
+    fact, and the row the question quotes ("5인 미만") beats one that merely contains its words
+    ("5인 이상∼10인 미만")."""
+    hits = as_hits(c for c in fixture_chunks(TENDER) if c.kind == "table" and c.page_start in (12, 13))
+    reply = extractive_answer("근무인원이 5인 미만인 업체의 근무인력 점수는?", hits).to_dict()
+    assert reply["answer"].startswith("근무인원: 5인 미만, 점수: 4"), reply["answer"]
+    assert reply["fact"]["text"] == "4"
+    reply = extractive_answer("행사장 및 시설물 설치분야 평가에서 우수의 점수는?", hits).to_dict()
+    assert "행사장 및 시설물 설치분야, 우수: 20" in reply["answer"], reply["answer"]
+    assert reply["fact"]["text"] == "20"

@@ -98,20 +98,12 @@ def test_a_table_row_read_with_its_header_and_caption_beats_rows_that_share_a_na
     maintenance-training centre (page 6, three courses). Asked about its pilot course, the table whose
     caption says 조종사 양성 and whose row holds the name under the 정원 header comes first, even from
     behind in the fused order."""
-    import hashlib
+    from conftest import AVIATION, as_hits, fixture_chunks
 
-    from conftest import AVIATION, FIXTURES
-
-    from pipeline.models import DocumentRef
-    from pipeline.stages.chunk import chunk_document
-    from pipeline.stages.extract import extract
-
-    data = (FIXTURES / AVIATION).read_bytes()
-    chunks = chunk_document(extract(data, AVIATION), DocumentRef("u", AVIATION, hashlib.sha256(data).hexdigest()))
-    tables = [c for c in chunks if c.kind == "table" and "한서대학교" in c.text and c.page_start in (2, 6)]
+    tables = [c for c in fixture_chunks(AVIATION)
+              if c.kind == "table" and "한서대학교" in c.text and c.page_start in (2, 6)]
     assert sorted(c.page_start for c in tables) == [2, 6]
-    hits = [SearchHit(c.chunk_id, c.document_id, c.source, c.title, c.page_start, c.page_end, c.heading, c.kind,
-                      c.text, 1.0 if c.page_start == 6 else 0.9) for c in tables]
+    hits = as_hits(tables, lambda c: 1.0 if c.page_start == 6 else 0.9)
     reranked = LexicalReranker().rerank("한서대학교 조종사 양성과정의 연간 정원은?", hits, 2)
     assert [h.page_start for h in reranked] == [2, 6]
 
