@@ -102,7 +102,7 @@ def main() -> int:
     records = []  # one per question: what each answerer did with and without the paragraph
     for done, question in enumerate(chosen, start=1):
         vector = embedder.embed_query(question.text)
-        hits = index.hybrid_search(korquad.USER, question.text, vector, 3 * korquad.ANSWER_K)
+        hits = korquad.product_search(index, question.text, vector, 3 * korquad.ANSWER_K)  # as hanrag search
         own = hits[:korquad.ANSWER_K]
         others = [h for h in hits if h.document_id != question.document_id][:korquad.ANSWER_K]
         ranked = ranked_candidates(question.text, own)
