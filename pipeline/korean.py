@@ -58,8 +58,28 @@ def sentences(text: str) -> list[str]:
             continue
         with _lock:
             parts = kiwi().split_into_sents(item)
-        found += [" ".join(p.text.split()) for p in parts if p.text.strip()]
+        found += _titles_rejoined([" ".join(p.text.split()) for p in parts if p.text.strip()])
     return found
+
+
+# Kiwi ends a sentence after a title in brackets that opens the next one: "…출연했다. 《4인용 식탁》" |
+# "은 전국적으로 71만 명…". A part that starts with a particle was cut inside a word; its title goes back.
+_CLOSING = {"》": "《", "」": "「", "』": "『", "〉": "〈", "”": "“", '"': '"', "’": "‘", "'": "'"}
+_PARTICLE_START = re.compile(r"(?:은|는|이|가|을|를|의|에|에서|에게|으로|로|와|과|도|만|까지|부터|처럼|보다"
+                             r"|이라는|라는)(?=[\s,.!?]|$)")
+
+
+def _titles_rejoined(parts: list[str]) -> list[str]:
+    out: list[str] = []
+    for part in parts:
+        previous = out[-1] if out else ""
+        opening = _CLOSING.get(previous[-1:], "")
+        start = previous.rfind(opening, 0, len(previous) - 1) if opening else -1
+        if start > 0 and previous[:start].rstrip()[-1:] in ".!?…" and _PARTICLE_START.match(part):
+            out[-1] = previous[:start].rstrip()
+            part = previous[start:] + part
+        out.append(part)
+    return out
 
 
 def analyze(text: str) -> list[str]:

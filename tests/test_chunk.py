@@ -64,6 +64,24 @@ def test_chunks_start_on_a_sentence_boundary():
         assert any(flat.endswith(s[-20:]) for s in found), flat[-40:]
 
 
+_FILM = "2003년에는 처음으로 공포 영화 《4인용 식탁》에 박신양과 함께 주연으로 출연했다."
+_DEBATE = "러시아를 비롯한 여러 지역의 사상도 포함시킬 것이냐에 대한 논란이 있다."
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # KorQuAD 1.0 dev (ko.wikipedia 박신양 and 철학 articles): a title in brackets opening a sentence was
+    # ended with the sentence before it, and the sentence after began with its particle (은, 이라는)
+    (f"{_FILM} 《4인용 식탁》은 전국적으로 71만 명의 관객수를 기록했다.",
+     [_FILM, "《4인용 식탁》은 전국적으로 71만 명의 관객수를 기록했다."]),
+    (f'{_DEBATE} "철학"이라는 용어 자체는 고대 그리스어에서 유래한 것이다.',
+     [_DEBATE, '"철학"이라는 용어 자체는 고대 그리스어에서 유래한 것이다.']),
+])
+def test_a_sentence_that_opens_with_a_title_in_brackets_keeps_it(text, expected):
+    """Else the chunk reads "…출연했다. 《4인용 식탁》" and, on the next line, "은 전국적으로 …": the reply
+    quoting that sentence lost its subject, and a line break sat inside a word."""
+    assert sentences(text) == expected
+
+
 def test_overlap_repeats_whole_sentences():
     doc, ref = extracted(TUNNEL)
     chunks = [c for c in chunk_document(doc, ref, ChunkOptions(chunk_tokens=120, overlap_tokens=40))
