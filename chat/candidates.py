@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -463,10 +463,8 @@ def locate_fact(question: Question, candidate: Candidate) -> tuple[int, int] | N
     if candidate.kind == "row":
         # the value under a header the question names is the fact when it holds one; a header naming
         # the kind of answer (정원, 금액) before one merely sharing a word (훈련과정)
-        offset, under = 0, []
-        for name, value in candidate.cells:
-            label = f"{name}: " if name else ""
-            start = offset + len(label)
+        under = []
+        for name, value, start in _cells_at(candidate):
             named = [t for t in question.terms if len(t) > 1 and t in name.lower()]
             inside = [s for s in spans if start <= s[0] < start + len(value)]
             if named and inside:
@@ -474,7 +472,6 @@ def locate_fact(question: Question, candidate: Candidate) -> tuple[int, int] | N
                 # "20명×6차수 = 120명": the total after the equals sign
                 pick = inside[-1] if "=" in value else inside[0]
                 under.append((0 if typed else 1, pick))
-            offset = start + len(value) + 2
         if under:
             return min(under)[1]
     if not anchors:
@@ -482,29 +479,27 @@ def locate_fact(question: Question, candidate: Candidate) -> tuple[int, int] | N
     return min(spans, key=lambda s: min(abs(s[0] - a) if s[0] >= a else 2 * (a - s[1]) for a in anchors))
 
 
+def _cells_at(candidate: Candidate) -> Iterator[tuple[str, str, int]]:
+    """A row's (header, value, where the value starts in its text "header: value, header: value")."""
+    offset = 0
+    for name, value in candidate.cells:
+        start = offset + (len(name) + 2 if name else 0)
+        yield name, value, start
+        offset = start + len(value) + 2
+
+
 def _counted_cells(counter: str, candidate: Candidate) -> list[tuple[int, int]]:
     """A row's numbers counted in its header's unit: "훈련기(대): 14" answers 몇 대."""
     unit = re.compile(rf"\(\s*{re.escape(counter)}\s*\)$")
-    spans, offset = [], 0
-    for name, value in candidate.cells:
-        start = offset + (len(name) + 2 if name else 0)
-        number = re.match(_NUMBER, value)
-        if number and unit.search(name):
-            spans.append((start, start + number.end()))
-        offset = start + len(value) + 2
-    return spans
+    return [(start, start + number.end()) for name, value, start in _cells_at(candidate)
+            if unit.search(name) and (number := re.match(_NUMBER, value))]
 
 
 def _numbers_under(question: Question, candidate: Candidate) -> list[tuple[int, int]]:
     """A bare number under a header the question names: 점수는? → "점수: 4"; 우수의 점수는? → "우수: 20"."""
     asked = [t.removeprefix("year:") for t in question.terms if len(t) > 1]  # a year: "January–June 2023"
-    spans, offset = [], 0
-    for name, value in candidate.cells:
-        start = offset + (len(name) + 2 if name else 0)
-        if any(t in name.lower() for t in asked) and re.fullmatch(_NUMBER, value):
-            spans.append((start, start + len(value)))
-        offset = start + len(value) + 2
-    return spans
+    return [(start, start + len(value)) for name, value, start in _cells_at(candidate)
+            if any(t in name.lower() for t in asked) and re.fullmatch(_NUMBER, value)]
 
 
 def _in_question(span: str, question: str) -> bool:

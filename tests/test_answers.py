@@ -137,7 +137,7 @@ def test_a_cell_that_starts_with_a_number_keeps_it():
     assert [r.text for r in rows] == ["등급: Level 2, 외기 절대습도: 7.6 g/kg 미만, 시점부: 건조"]
 
 
-def test_a_spreadsheet_row_is_read_with_both_header_rows_and_its_signed_numbers():
+def test_a_spreadsheet_row_is_read_under_its_period_with_its_signed_numbers():
     """The XLSX of tests/fixtures heads each table with two rows: the period (January–June 2023 / 2022)
     above the measures (Sales, …). The row of the asked year is the answer, and -101 keeps its sign."""
     chunks = [c for c in fixture_chunks(SHEET) if c.kind == "table" and c.page_start == 3 and "| Water |" in c.text]
