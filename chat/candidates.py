@@ -206,7 +206,7 @@ def _years(text: str) -> list[str]:
     return found
 
 
-_BARE_YEAR = re.compile(r"(?<![\d.,])(?:19|20)\d{2}(?![\d.,])")
+_BARE_YEAR = re.compile(r"(?<![\d.,])(?:19|20)\d{2}(?![\d.,]|(?!년)[가-힣])")  # not 2000명, 2020개
 
 
 def _bare_years(text: str) -> set[str]:

@@ -182,3 +182,11 @@ def test_a_bare_number_under_the_asked_header_is_the_fact():
     reply = extractive_answer("행사장 및 시설물 설치분야 평가에서 우수의 점수는?", hits).to_dict()
     assert "행사장 및 시설물 설치분야, 우수: 20" in reply["answer"], reply["answer"]
     assert reply["fact"]["text"] == "20"
+
+
+def test_a_count_is_not_read_as_a_bare_year():
+    """A passage names its year without 년 in English ("January–June 2023") or before a period word
+    ("2023 상반기"); "2000명" and "2020개" are counts, and a question about the year 2000 must not find them."""
+    from chat.candidates import _bare_years
+
+    assert _bare_years("January–June 2023, 2023 상반기, 정원 2000명, 2020개 기업") == {"year:2023"}
