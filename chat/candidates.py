@@ -472,6 +472,8 @@ def locate_fact(question: Question, candidate: Candidate) -> tuple[int, int] | N
                 # "20명×6차수 = 120명": the total after the equals sign
                 pick = inside[-1] if "=" in value else inside[0]
                 under.append((0 if typed else 1, pick))
+            elif named and question.wanted[0] == "term":  # 조건은 무엇: the cell under 터널 내외기상태 is the term
+                under.append((2, (start, start + len(value))))
         if under:
             return min(under)[1]
     if not anchors:

@@ -190,3 +190,14 @@ def test_a_count_is_not_read_as_a_bare_year():
     from chat.candidates import _bare_years
 
     assert _bare_years("January–June 2023, 2023 상반기, 정원 2000명, 2020개 기업") == {"year:2023"}
+
+
+def test_a_term_asked_of_a_row_is_the_cell_under_the_header_it_names(runner):
+    """Page 9 of the tunnel guideline grades condensation in two tables: Level 4 is "12.7 g/kg 이상" of outside
+    humidity in one, "터널 내부 습도 95% 이상 터널 외부 습도 90% 이상" under 터널 내외기상태 in the other. Asked
+    for the tunnel's inside humidity condition (무엇), the fact is that cell — not a foreign word of the row
+    (LCS, CCTV), which the reply was cut around before, losing the condition."""
+    reply = ask(runner, "park", "결로 Level 4 등급에서 터널 내부 습도 조건은 무엇인가요?").to_dict()
+    assert reply["fact"]["text"] == "터널 내부 습도 95% 이상 터널 외부 습도 90% 이상", reply
+    assert "터널 내외기상태: 터널 내부 습도 95% 이상" in reply["answer"], reply["answer"]
+    assert [(c["source"], c["page"]) for c in reply["citations"]] == [(TUNNEL, 9)]
