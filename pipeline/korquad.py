@@ -130,13 +130,13 @@ def build_index(documents, chunks_by_doc: dict[str, list[Chunk]], vectors: np.nd
     return index, time.perf_counter() - started
 
 
-def product_search(index: SqliteIndex, text: str, vector, k: int) -> list[SearchHit]:
+def product_search(index: SqliteIndex, text: str, vector, k: int, user: str = USER) -> list[SearchHit]:
     """What `hanrag search` returns (chat.retrieve.Retriever): the hybrid search, then the rerank pass
     over the top `rerank_depth` fused candidates unless the settings turn it off."""
     options = index.options
     if not options.rerank:
-        return index.hybrid_search(USER, text, vector, k)
-    candidates = index.hybrid_search(USER, text, vector, max(k, options.rerank_depth))
+        return index.hybrid_search(user, text, vector, k)
+    candidates = index.hybrid_search(user, text, vector, max(k, options.rerank_depth))
     return LexicalReranker().rerank(text, candidates, k)
 
 
