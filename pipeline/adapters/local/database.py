@@ -9,6 +9,7 @@ transaction, so a crash leaves either the old state or the new one.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import apsw
@@ -117,7 +118,7 @@ class Database:
             connection.enable_load_extension(True)
             connection.load_extension(sqlite_vec.loadable_path())
             connection.enable_load_extension(False)
-            connection.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            _switch_to_wal(connection, self._busy_timeout_ms / 1000)
             self._local.connection = connection
         return connection
 
@@ -148,3 +149,18 @@ class _Immediate:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._connection.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _switch_to_wal(connection: apsw.Connection, within_seconds: float) -> None:
+    """WAL mode, retried: two processes opening a new database at once can get SQLITE_BUSY from the
+    journal-mode change itself, which SQLite does not hand to the busy handler (tests/test_reliability.py
+    saw it as "database is locked" in one ingest of two started together)."""
+    deadline = time.monotonic() + within_seconds
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            return
+        except apsw.BusyError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
