@@ -130,6 +130,26 @@ def test_the_fact_is_of_the_kind_the_question_asks_for(question, passage, fact):
 
 
 
+# KorQuAD 1.0 dev paragraphs (정월_대보름, 테드_번디, 이명박), verbatim: a count or an ordinal written in
+# Korean words is the fact, not a year or another number of the passage
+@pytest.mark.parametrize(("question", "passage", "fact"), [
+    ("대보름이란 새해가 시작된 뒤 몇번째로 맞이하는 보름달을 의미하는가?",
+     "보름달은 한 달에 한 번 뜨게 되는데, 정월 대보름에 뜨는 보름달이 가장 크려면, 그 때, 보름달이 지구에서 가장 "
+     "가까워야 한다. 그래서 정월 대보름은 \"大보름\"이 아닐 수도 있다. 음력 새해를 시작하고 맞이하는 첫 번째 보름달이기에 "
+     "\"大보름\"이라고 부르는 것일 뿐이다.", "첫 번"),
+    ("번디는 1969년 아틀랜틱 시티에서 몇 명의 여성을 살해했다고 아트 노만에게 말했나?",
+     "번디는 넬슨에게 1969년 뉴저지주 오션 시티에서 처음으로 납치를 시도했지만 1971년 어느 시점에 시애틀에서 살인을 "
+     "저지르기 전까지 누구도 죽이지 않았다고 말했다. 번디는 정신과의사 아트 노만에게 필라델리아에 있는 가족을 만나는 "
+     "동안인 1969년에 아틀랜틱 시티에서 두 명의 여성을 살해했다고 말했다.", "두 명"),
+    ("2009년 11월 10일 해상교정에서 조선민주주의인민공화국의 함정은 몇채 반파되었는가?",
+     "2009년 11월 10일, 조선민주주의인민공화국의 해군 함정이 서해 북방한계선(NLL)을 침입하면서 남한과의 해상 교전이 "
+     "발생했다. 이 교전에서 조선민주주의인민공화국의 함정 한척은 반파되었으며, 남한 함정은 경미한 피해를 입었다.", "한척"),
+])
+def test_a_number_written_in_words_is_the_fact(question, passage, fact):
+    reply = extractive_answer(question, [_passage(passage)])
+    assert reply.found and reply.fact is not None and reply.fact["text"] == fact, reply
+
+
 def test_a_cell_that_starts_with_a_number_keeps_it():
     # the tunnel guideline's condensation levels (corpus/ko, page 9): "7.6 g/kg 미만" is not a section number
     from chat.candidates import table_rows

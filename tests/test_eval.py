@@ -322,3 +322,12 @@ def test_korquad_benchmark_runs_on_a_small_file(tmp_path):
     assert default["recall@1"] == 1.0  # two unrelated paragraphs: each question finds its own
     assert all(0.0 <= row["mrr@10"] <= 1.0 for row in result["variants"])
     assert (tmp_path / "home" / "korquad" / "korquad.db").exists()
+    assert result["embedding"]["embedded"] == result["chunks"]
+
+    # a second run embeds nothing: every passage vector comes from the cache of the first
+    code, out, err = hanrag(tmp_path / "home", "eval", "--dataset", "korquad", "--dataset-path", str(dataset),
+                            "--json")
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["embedding"]["embedded"] == 0 and again["embedding"]["reused"] == again["chunks"]
+    assert again["variants"][-1]["recall@1"] == 1.0

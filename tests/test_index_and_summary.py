@@ -7,6 +7,7 @@ import hashlib
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import AVIATION, BANK, FINTECH, FIXTURES, SAMPLES, TUNNEL
 
@@ -91,6 +92,29 @@ def test_a_search_during_a_version_switch_sees_exactly_one_version(tmp_path, emb
     thread.join()
     assert len(seen) > 5
     assert all(len(versions) == 1 for versions in seen), "never both versions, never none"
+
+
+def test_long_chunks_are_embedded_a_few_at_a_time_and_each_keeps_its_vector(embedder, fintech):
+    """The embedder's working memory follows the tokens of one call: long chunks go a few per call,
+    short ones sixteen; every vector is still its own chunk's, in chunk order."""
+    _, _, chunks, vectors = fintech
+    calls: list[list[str]] = []
+
+    class Recording:
+        dim, name = embedder.dim, embedder.name
+
+        def embed_passages(self, texts):
+            calls.append(list(texts))
+            return embedder.embed_passages(texts)
+
+    by_text = {c.search_text: c.tokens for c in chunks}
+    again = embed_chunks(chunks, Recording(), batch_size=16, max_tokens=1024)
+    assert sorted(t for call in calls for t in call) == sorted(c.search_text for c in chunks)
+    assert all(len(call) == 1 or sum(by_text[t] for t in call) <= 1024 for call in calls)
+    assert len(calls) > -(-len(chunks) // 16)  # more calls than by count alone: the long ones went apart
+    alone = np.stack([embedder.embed_passages([c.search_text])[0] for c in chunks])
+    assert np.min(np.sum(again * alone, axis=1)) > 0.999  # each row is its own chunk's vector
+    assert np.min(np.sum(vectors * alone, axis=1)) > 0.999
 
 
 def test_fusions_rank_a_document_found_by_both_first():
