@@ -63,7 +63,7 @@ _PATTERNS: dict[str, re.Pattern] = {
 # a share in words (과반수, 3분의 2): as common in prose as digits. The counter must end the word
 # (세 명이, not 한 대학).
 _NATIVE = r"(?:첫|한|두|세|네|다섯|여섯|일곱|여덟|아홉|열|스무|서른|마흔|쉰|예순|일흔|여든|아흔|수십|수백|수천|수만)"
-_WORD_END = r"(?![가-힣](?<![은는이가을를의도만에와과로째]))"
+_WORD_END = r"(?=[^가-힣]|[은는이가을를의도만에와과로째]|$)"  # a particle may follow, not more of a word
 _COUNTERS = r"(?:명|개|번째|번|차례|가지|권|마리|대|살|곳|해|달|척|편|채|장|배|층|세대|그루|자루|벌|쌍|회)"
 _IN_WORDS = (rf"(?<![가-힣]){_NATIVE}(?:\s?{_NATIVE})?\s*{_COUNTERS}{_WORD_END}"
              r"|(?<![가-힣])(?:첫|둘|셋|넷|다섯|여섯|일곱|여덟|아홉|열)째"
@@ -452,7 +452,8 @@ def locate_fact(question: Question, candidate: Candidate) -> tuple[int, int] | N
     text = candidate.text
     spans: list[tuple[int, int]] = []
     if question.counter:  # "몇 위" wants "5위", not any number of the sentence
-        counted = re.compile(rf"(?:{_NUMBER}|(?<![가-힣]){_NATIVE})\s*{re.escape(question.counter)}", re.IGNORECASE)
+        # 몇 번째 → "첫 번째", not "첫 번"
+        counted = re.compile(rf"(?:{_NUMBER}|(?<![가-힣]){_NATIVE})\s*{re.escape(question.counter)}째?", re.IGNORECASE)
         spans = [m.span() for m in counted.finditer(text) if not _in_question(m.group(), question.text)]
         spans = spans or _counted_cells(question.counter, candidate)
     for kind in () if spans else question.wanted:
