@@ -107,7 +107,7 @@ def delete_upload(client: Any, bucket: str, user_id: str, name: str) -> dict:
 
 def offboard(user_id: str, client: Any, bucket: str, index: Any, tables: dict[str, Any]) -> dict[str, int]:
     """Everything of one user, gone; returns what was removed. `tables`: "documents", "runs", "history" and
-    (when the pipeline keeps them) "idempotency"."""
+    (when the pipeline keeps them) "idempotency" and "ocr_cache"."""
     user_id = validate_user_id(user_id)
     removed = {"uploads": erase_prefix(client, bucket, f"{UPLOAD_PREFIX}{user_id}/")}
     removed["chunks"] = index.delete_user(user_id)
@@ -115,6 +115,8 @@ def offboard(user_id: str, client: Any, bucket: str, index: Any, tables: dict[st
     removed["runs"] = erase_partition(tables["runs"], user_id, "run_key")
     removed["history"] = erase_partition(tables["history"], user_id, "turn_key")
     removed["artifacts"] = erase_prefix(client, bucket, f"{ARTIFACT_PREFIX}{user_id}/")
+    if tables.get("ocr_cache") is not None:  # what OCR read from the user's pictures
+        removed["ocr_readings"] = erase_partition(tables["ocr_cache"], user_id, "key")
     if tables.get("idempotency") is not None:  # the stages' stored results name the user's upload keys
         removed["idempotency_records"] = erase_containing(tables["idempotency"], "data", [
             f"{UPLOAD_PREFIX}{user_id}/", f'"{user_id}/', f'"user_id": "{user_id}"'])  # upload, artifact, ref

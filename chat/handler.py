@@ -203,7 +203,8 @@ def _account_routes(request: HttpRequest, user_id: str, deadline: Deadline) -> d
             raise BadRequest('send {"confirm": true}: this deletes every file, index entry, run and chat of yours')
         tables = {"documents": c.table(c.settings.documents_table), "runs": c.table(c.settings.runs_table),
                   "history": c.table(c.settings.history_table),
-                  "idempotency": c.table(c.settings.idempotency_table) if c.settings.idempotency_table else None}
+                  "idempotency": c.table(c.settings.idempotency_table) if c.settings.idempotency_table else None,
+                  "ocr_cache": c.table(c.settings.ocr_cache_table) if c.settings.ocr_cache_table else None}
         removed = account.offboard(user_id, c.client("s3"), bucket, c.index, tables)
         logger.info("user offboarded", extra={"removed": removed})
         return _response(200, {"user_id": user_id, "removed": removed})

@@ -301,6 +301,9 @@ class HanragStack(cdk.Stack):
         # passage vectors by model and text (pipeline/adapters/aws/vector_cache.py): an edited document
         # embeds only its changed chunks; items expire 30 days after their last use
         self.vector_cache = table("VectorCache", "", ttl="expires_at", partition="key")
+        # what OCR read from pictures and scans, per user (pipeline/adapters/aws/ocr_cache.py): a re-ingested
+        # document reads only changed images again; offboarding erases the user's partition
+        self.ocr_cache = table("OcrCache", "key", ttl="expires_at")
 
     def _notifications(self) -> None:
         self.topic = sns.Topic(self, "RunTopic", display_name="hanrag runs", enforce_ssl=True)
@@ -487,6 +490,8 @@ class HanragStack(cdk.Stack):
         self._grant_embedding(f["embed"])
         f["embed"].add_environment(Env.VECTOR_CACHE_TABLE, self.vector_cache.table_name)
         self.vector_cache.grant(f["embed"], "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem")
+        f["extract"].add_environment(Env.OCR_CACHE_TABLE, self.ocr_cache.table_name)
+        self.ocr_cache.grant(f["extract"], "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
         self._grant_llm(f["summarize"])
         for function in [*f.values(), self.record_failure, self.delete_function]:
             self._ack_function(function)
@@ -795,8 +800,9 @@ class HanragStack(cdk.Stack):
         self._grant_objects(self.chat_account, ARTIFACT_PREFIX, "s3:DeleteObject", "s3:DeleteObjectVersion")
         self.chat_account.add_to_role_policy(iam.PolicyStatement(
             actions=["s3:ListBucket", "s3:ListBucketVersions"], resources=[self.bucket.bucket_arn]))
-        for table in (self.documents, self.runs, self.history, self.idempotency):
+        for table in (self.documents, self.runs, self.history, self.idempotency, self.ocr_cache):
             table.grant_read_write_data(self.chat_account)
+        self.chat_account.add_environment(Env.OCR_CACHE_TABLE, self.ocr_cache.table_name)  # offboarding erases it
         self._search_writer(self.chat_account)  # offboarding drops the user's indices
         # browsers PUT to the pre-signed URL from the web page's origin; the signature is the authorization
         self.bucket.add_cors_rule(allowed_methods=[s3.HttpMethods.PUT], allowed_origins=["*"],

@@ -59,6 +59,7 @@ class Settings:
     embed_batch_size: int = 16  # texts per call to the embedder
     embed_batch_chunks: int = 64  # chunks per item of the embed fan-out (one Lambda call on AWS)
     vector_cache_rows: int = 100_000  # passage vectors kept for reuse (HANRAG_VECTOR_CACHE_ROWS; 0: no cache)
+    ocr_cache_rows: int = 20_000  # OCR readings of pictures and scans kept (HANRAG_OCR_CACHE_ROWS; 0: none)
     summary_sentences: int = 5
     max_file_bytes: int = 200 * 1024 * 1024
     max_upload_bytes: int = 1024 * 1024 * 1024  # one upload request of hanrag serve, all its files together
@@ -121,6 +122,7 @@ class Settings:
             embed_batch_size=int(number("HANRAG_EMBED_BATCH", 16)),
             embed_batch_chunks=int(number(Env.EMBED_BATCH_CHUNKS, 64)),
             vector_cache_rows=int(number("HANRAG_VECTOR_CACHE_ROWS", 100_000)),
+            ocr_cache_rows=int(number("HANRAG_OCR_CACHE_ROWS", 20_000)),
             max_file_bytes=int(number("HANRAG_MAX_FILE_MB", 200) * 1024 * 1024),
             max_upload_bytes=int(number("HANRAG_MAX_UPLOAD_MB", 1024) * 1024 * 1024),
             allowed_hosts=tuple(h.strip().lower() for h in env.get("HANRAG_ALLOWED_HOSTS", "").split(",")

@@ -44,6 +44,19 @@ class VectorCache(Protocol):
         ...
 
 
+class OcrCache(Protocol):
+    """What OCR read from an image, by OCR engine, owner (the user whose document held it) and image key
+    (see `pipeline.stages.extract.ocr.OcrMemory`): what lets a re-ingested document skip the recognition
+    of pictures and scanned pages it already read. Kept per owner, so that offboarding can erase it."""
+
+    def get(self, engine: str, owner: str, key: str) -> list[tuple[str, float]] | None:
+        """The pages (text, mean word confidence) read from that image by that engine, or None; marks it used."""
+        ...
+
+    def put(self, engine: str, owner: str, key: str, pages: list[tuple[str, float]]) -> None:
+        """Keep what was read; the store stays within its bound by forgetting what was least recently used."""
+        ...
+
 
 class WrappedEmbedder:
     """An `Embedder` around another: the model (`dim`, `name`) is the wrapped one's, the calls are passed

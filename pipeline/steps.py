@@ -35,9 +35,10 @@ from pipeline.models import (
     StageTiming,
     artifact_prefix,
 )
-from pipeline.ports import LLM, BlobStore, Embedder, Notifier, Registry, SearchIndex
+from pipeline.ports import LLM, BlobStore, Embedder, Notifier, OcrCache, Registry, SearchIndex
 from pipeline.stages.chunk import chunk_document
 from pipeline.stages.embed import embed_chunks
+from pipeline.stages.extract import OcrMemory
 from pipeline.stages.extract import extract as extract_document
 from pipeline.stages.index import index_document
 from pipeline.stages.notify import notify as announce
@@ -70,6 +71,9 @@ class Ports(Protocol):
 
     @property
     def llm(self) -> LLM | None: ...
+
+    @property
+    def ocr_cache(self) -> OcrCache | None: ...  # what OCR read before (extract's), or None: read every image
 
 
 def retryable(error: BaseException) -> bool:
@@ -106,7 +110,8 @@ def extract(ports: Ports, state: IngestState) -> IngestState:
     if not ports.registry.record_status(ref, "processing", state.run_id, state.upload.sequencer):
         raise _overtaken(state.ref)
     options = replace(settings.extract, pdf_password=settings.pdf_password_for(ref.user_id, ref.source))
-    document = extract_document(data, ref.source, options)
+    memory = OcrMemory(ports.ocr_cache, ref.user_id) if ports.ocr_cache is not None else None
+    document = extract_document(data, ref.source, options, memory)
     _write_json(ports, state, "extracted.json", document.to_dict())
     return replace(state, pages=document.pages, title=document.title).warned(*document.warnings)
 

@@ -13,6 +13,7 @@ before the first call, and `reset()` between tests.
 | HANRAG_EMBED_ENDPOINT, HANRAG_EMBED_DIM | SageMaker endpoint name, vector size | `384` |
 | HANRAG_BEDROCK_EMBED_MODEL | `amazon.titan-embed-text-v2:0` or `cohere.embed-multilingual-v3` | Titan v2 |
 | HANRAG_VECTOR_CACHE_TABLE | DynamoDB table of passage vectors already computed (embed's) | none: no cache |
+| HANRAG_OCR_CACHE_TABLE | DynamoDB table of what OCR read (extract's; offboarding erases it) | none: no cache |
 | HANRAG_INDEX | `opensearch` or `sqlite` (a file under HANRAG_HOME: tests) | `opensearch` |
 | HANRAG_OPENSEARCH_ENDPOINT, HANRAG_INDEX_REPLICAS | the domain endpoint; replicas per user index | `1` |
 | HANRAG_LLM, HANRAG_LLM_MODEL, … | read by `pipeline.config` (one parser for both homes) | `none` |
@@ -31,7 +32,7 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.definition import Env
-from pipeline.ports import LLM, BlobStore, Embedder, Notifier, Registry, SearchIndex
+from pipeline.ports import LLM, BlobStore, Embedder, Notifier, OcrCache, Registry, SearchIndex
 
 EMBEDDERS = ("sagemaker", "bedrock", "local")
 INDEXES = ("opensearch", "sqlite")
@@ -45,6 +46,7 @@ class AwsSettings:
     history_table: str = ""
     idempotency_table: str = ""
     vector_cache_table: str = ""
+    ocr_cache_table: str = ""
     topic_arn: str = ""
     region: str = "us-east-1"
     embedder: str = "sagemaker"
@@ -80,6 +82,7 @@ class AwsSettings:
             history_table=env.get(Env.HISTORY_TABLE, ""),
             idempotency_table=env.get(Env.IDEMPOTENCY_TABLE, ""),
             vector_cache_table=env.get(Env.VECTOR_CACHE_TABLE, ""),
+            ocr_cache_table=env.get(Env.OCR_CACHE_TABLE, ""),
             topic_arn=env.get(Env.TOPIC_ARN, ""),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             embedder=choice(Env.EMBEDDER, EMBEDDERS, "sagemaker"),
@@ -158,6 +161,14 @@ class Components:
 
         name = self.settings.vector_cache_table
         return DynamoVectorCache(self.table(name)) if name else None
+
+    @property
+    def ocr_cache(self) -> OcrCache | None:
+        """What OCR read before, where the function has the table (extract does)."""
+        from pipeline.adapters.aws.ocr_cache import DynamoOcrCache
+
+        name = self.settings.ocr_cache_table
+        return self._once("ocr_cache", lambda: DynamoOcrCache(self.table(name)) if name else None)
 
     def _build_embedder(self) -> Embedder:
         s = self.settings
@@ -244,6 +255,7 @@ class StepPorts:
     registry: Registry = property(lambda self: self._c.registry)  # type: ignore[assignment]
     notifiers = property(lambda self: self._c.notifiers)
     llm = property(lambda self: self._c.llm)
+    ocr_cache = property(lambda self: self._c.ocr_cache)
 
 
 @cache

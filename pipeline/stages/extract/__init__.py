@@ -19,13 +19,13 @@ from pipeline.options import ExtractOptions
 from pipeline.stages.extract.html import extract_html
 from pipeline.stages.extract.hwp import extract_hwp
 from pipeline.stages.extract.hwpx import extract_hwpx
-from pipeline.stages.extract.ocr import extract_image
+from pipeline.stages.extract.ocr import OcrMemory, extract_image
 from pipeline.stages.extract.office import LEGACY, OFFICE_KINDS, extract_office
 from pipeline.stages.extract.pdf import extract_pdf
 from pipeline.stages.extract.quality import garbled_reason
 from pipeline.stages.extract.text import decode_text, extract_text
 
-__all__ = ["ExtractOptions", "decode_text", "extract", "sniff_format"]
+__all__ = ["ExtractOptions", "OcrMemory", "decode_text", "extract", "sniff_format"]
 
 TEXT_EXTENSIONS = {".txt", ".text", ".md", ".markdown", ".csv", ".tsv", ".log"}
 HTML_EXTENSIONS = {".html", ".htm", ".xhtml"}
@@ -159,8 +159,10 @@ def _refuse_image(kind: str) -> ExtractedDocument:
     raise EmptyDocument(f"{kind.upper()} image: its text can only be read by OCR, and OCR is turned off (HANRAG_OCR=0)")
 
 
-def extract(data: bytes, source: str, options: ExtractOptions | None = None) -> ExtractedDocument:
-    """Extract any supported file. Raises a `PipelineError` with a readable reason."""
+def extract(data: bytes, source: str, options: ExtractOptions | None = None,
+            ocr_memory: OcrMemory | None = None) -> ExtractedDocument:
+    """Extract any supported file. Raises a `PipelineError` with a readable reason. `ocr_memory`: what
+    OCR read before, so that pictures and scans already read are not read again."""
     options = options or ExtractOptions()
     if not data.strip():
         raise EmptyDocument("empty file: there is no text to index" if not data else
@@ -169,22 +171,22 @@ def extract(data: bytes, source: str, options: ExtractOptions | None = None) -> 
     if data.startswith(ZIP_MAGIC):
         check_unzipped_size(data, kind, options.max_unzipped_bytes)
     if kind == "pdf":
-        doc = extract_pdf(data, source, options)
+        doc = extract_pdf(data, source, options, ocr_memory)
     elif kind == "html":
         doc = extract_html(decode_text(data), source)
     elif kind == "text" and PurePath(source).suffix.lower() in STRUCTURED_TEXT:
         kind = STRUCTURED_TEXT[PurePath(source).suffix.lower()]
-        doc = extract_office(data, source, kind, lambda payload, name: extract(payload, name, options))
+        doc = extract_office(data, source, kind, lambda payload, name: extract(payload, name, options, ocr_memory))
     elif kind == "text":
         doc = extract_text(decode_text(data), source)
     elif kind in OFFICE_KINDS or kind in LEGACY or kind == "encrypted-office":
-        doc = extract_office(data, source, kind, lambda payload, name: extract(payload, name, options))
+        doc = extract_office(data, source, kind, lambda payload, name: extract(payload, name, options, ocr_memory))
     elif kind == "hwpx":
         doc = extract_hwpx(data, source, options)
     elif kind == "hwp":
         doc = extract_hwp(data, source, options)
     elif kind in ("png", "jpeg", "tiff", "gif"):
-        doc = extract_image(data, source, kind) if options.ocr else _refuse_image(kind)
+        doc = extract_image(data, source, kind, ocr_memory) if options.ocr else _refuse_image(kind)
     else:
         ext = PurePath(source).suffix.lower() or "no extension"
         raise UnsupportedFormat(f"unsupported file type: {DESCRIPTIONS.get(kind, kind)} ({ext})")

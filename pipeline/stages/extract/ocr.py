@@ -7,17 +7,30 @@ both packages where it can (`scripts/system-packages.sh`, root on Debian).
 Tesseract runs as a child process (no Python binding to compile), one page image on its stdin, its text
 and per-word confidences written to a scratch folder. PDF pages are rendered by pypdfium2 at 300 dpi,
 the resolution Tesseract is trained for.
+
+Recognition is the slowest part of extraction (a picture takes 1–2 s, a scanned page more), so what
+Tesseract read can be remembered (`OcrMemory`, over the index's `OcrCache`): a document ingested again
+after an edit reads again only the pictures and scanned pages whose pixels changed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import shutil
 import subprocess
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.errors import BrokenDocument, EmptyDocument, TransientError
 from pipeline.models import Element, ExtractedDocument
+
+if TYPE_CHECKING:
+    from pipeline.ports import OcrCache
+
+log = logging.getLogger(__name__)
 
 LANGUAGES = "kor+eng"
 RENDER_DPI = 300
@@ -29,12 +42,19 @@ def missing() -> str | None:
     program = shutil.which("tesseract")
     if program is None:
         return "OCR is not installed (Debian packages tesseract-ocr and tesseract-ocr-kor)"
-    listed = subprocess.run([program, "--list-langs"], capture_output=True, text=True, timeout=30)
-    languages = set(listed.stdout.split())
+    _, languages = _language_data(program)
     absent = [lang for lang in LANGUAGES.split("+") if lang not in languages]
     if absent:
         return f"Tesseract has no data for {', '.join(absent)} (install tesseract-ocr-{absent[0]})"
     return None
+
+
+def _language_data(program: str) -> tuple[Path | None, set[str]]:
+    """Where Tesseract's language data is, and which languages it has (`tesseract --list-langs`)."""
+    listed = subprocess.run([program, "--list-langs"], capture_output=True, text=True, timeout=30)
+    head, _, rest = listed.stdout.partition("\n")
+    folder = head.split('"')[1] if head.count('"') >= 2 else None
+    return (Path(folder) if folder else None), set(rest.split())
 
 
 def available() -> bool:
@@ -49,18 +69,66 @@ RETRY_BELOW = 70.0
 LAYOUTS = ("3", "4")
 
 
-def read_image(image: bytes, timeout: float = 120.0) -> list[str]:
+@cache
+def engine() -> str:
+    """What decides what OCR reads from a given image: Tesseract's version, the size of each language's
+    data file, and our layouts and retry threshold. A reading remembered under another engine is never used."""
+    program = shutil.which("tesseract") or "tesseract"
+    version = subprocess.run([program, "--version"], capture_output=True, text=True, timeout=30).stdout
+    folder, _ = _language_data(program)
+    data = [f"{lang}:{(folder / f'{lang}.traineddata').stat().st_size if folder else '?'}"
+            for lang in LANGUAGES.split("+")]
+    return " ".join([version.split("\n")[0].strip(), *data, f"psm{'/'.join(LAYOUTS)}<{RETRY_BELOW:g}"])
+
+
+@dataclass(frozen=True)
+class OcrMemory:
+    """What OCR read, remembered in `cache` under the image's bytes for `owner`, the user whose document
+    it is (as with vectors, a shared memory would tell one user what another's pictures say).
+
+    Memory saves work; it is never a reason for an extraction to fail: a store that cannot be read or
+    written means the image is read again.
+    """
+
+    cache: OcrCache
+    owner: str
+
+    @staticmethod
+    def key(image: bytes) -> str:
+        return hashlib.sha256(image).hexdigest()[:32]
+
+    def recall(self, image: bytes) -> list[tuple[str, float]] | None:
+        try:
+            pages = self.cache.get(engine(), self.owner, self.key(image))
+        except Exception:
+            log.warning("OCR cache unreadable; reading the image again", exc_info=True)
+            return None
+        return [(str(text), float(confidence)) for text, confidence in pages] if pages is not None else None
+
+    def keep(self, image: bytes, pages: list[tuple[str, float]]) -> None:
+        try:
+            self.cache.put(engine(), self.owner, self.key(image), pages)
+        except Exception:
+            log.warning("OCR cache not written; this image will be read again next time", exc_info=True)
+
+
+def read_image(image: bytes, timeout: float = 120.0, memory: OcrMemory | None = None) -> list[str]:
     """Text of an image file (PNG, JPEG, TIFF, GIF), one string per page (a TIFF may hold several)."""
-    return [text for text, _ in read_image_scored(image, timeout)]
+    return [text for text, _ in read_image_scored(image, timeout, memory)]
 
 
-def read_image_scored(image: bytes, timeout: float = 120.0) -> list[tuple[str, float]]:
-    """Each page's text with Tesseract's mean word confidence (0–100, weighted by word length)."""
+def read_image_scored(image: bytes, timeout: float = 120.0, memory: OcrMemory | None = None) -> list[tuple[str, float]]:
+    """Each page's text with Tesseract's mean word confidence (0–100, weighted by word length); from
+    `memory` when these bytes were read before."""
+    if memory is not None and (known := memory.recall(image)) is not None:
+        return known
     pages = _tesseract(image, LAYOUTS[0], timeout)
     if any(confidence < RETRY_BELOW for _, confidence in pages):
         again = _tesseract(image, LAYOUTS[1], timeout)
         if len(again) == len(pages):
             pages = [max(first, second, key=lambda page: page[1]) for first, second in zip(pages, again, strict=True)]
+    if memory is not None:
+        memory.keep(image, pages)
     return pages
 
 
@@ -104,14 +172,14 @@ def _page_confidences(tsv: str) -> dict[int, float]:
     return {page: weighted[page] / lengths[page] for page in weighted}
 
 
-def read_picture(picture, timeout: float = 120.0) -> tuple[str, float]:
+def read_picture(picture, timeout: float = 120.0, memory: OcrMemory | None = None) -> tuple[str, float]:
     """Text of a PIL image inside a page, one paragraph per block, with its mean word confidence."""
     import io
     import re
 
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
-    pages = read_image_scored(buffer.getvalue(), timeout)
+    pages = read_image_scored(buffer.getvalue(), timeout, memory)
     text, confidence = pages[0] if pages else ("", 0.0)
     lines = [line.strip() for line in text.splitlines()]
     # A picture's labels are short lines; lines with no letter or digit are strokes read as text.
@@ -133,7 +201,7 @@ def render_pdf_page(page, dpi: int = RENDER_DPI) -> bytes:
         bitmap.close()
 
 
-def extract_image(data: bytes, source: str, kind: str) -> ExtractedDocument:
+def extract_image(data: bytes, source: str, kind: str, memory: OcrMemory | None = None) -> ExtractedDocument:
     """An image file read by OCR; each frame of a multi-page TIFF is a page."""
     from pathlib import PurePath
 
@@ -142,7 +210,7 @@ def extract_image(data: bytes, source: str, kind: str) -> ExtractedDocument:
 
     if reason := missing():
         raise EmptyDocument(f"{kind.upper()} image: its text can only be read by OCR, and {reason}")
-    pages = read_image(data)
+    pages = read_image(data, memory=memory)
     elements: list[Element] = []
     for number, text in enumerate(pages, start=1):
         elements += blocks(text, number)

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def extract_pdf(data: bytes, source: str, options: ExtractOptions) -> ExtractedDocument:
+def extract_pdf(data: bytes, source: str, options: ExtractOptions,
+                memory: ocr.OcrMemory | None = None) -> ExtractedDocument:
+    """`memory`: where what OCR read is remembered (pictures and scanned pages read once)."""
     import pypdfium2 as pdfium
 
     try:
@@ -56,14 +58,14 @@ def extract_pdf(data: bytes, source: str, options: ExtractOptions) -> ExtractedD
         elements: list[Element] = []
         unread: dict[str, list[int]] = {"blank": [], "garbled": []}  # pages whose text layer failed
         ocr_pages: list[int] = []
-        images = _ImageReader() if options.ocr and options.ocr_images and ocr.available() else None
+        images = _ImageReader(memory) if options.ocr and options.ocr_images and ocr.available() else None
         for index in range(page_count):
             page_number = index + 1
             page_elements = _pdf_page_elements(pdf[index], page_number, options)
             page_text = _text(page_elements)
             problem = "blank" if not page_text.strip() else "garbled" if looks_garbled(page_text) else None
             if problem and options.ocr and ocr.available():
-                read = blocks(ocr.read_image(ocr.render_pdf_page(pdf[index]))[0], page_number)
+                read = blocks(ocr.read_image(ocr.render_pdf_page(pdf[index]), memory=memory)[0], page_number)
                 if _text(read).strip() and not looks_garbled(_text(read)):
                     page_elements, problem = read, None
                     ocr_pages.append(page_number)
@@ -109,7 +111,8 @@ class _ImageReader:
     logo above the size limit) is page furniture, kept on the first page it appears on.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, memory: ocr.OcrMemory | None = None) -> None:
+        self.memory = memory
         self.seen: set[bytes] = set()
         self.read_count = 0
 
@@ -137,7 +140,7 @@ class _ImageReader:
                 scale = min(4.0, wanted / picture.width)
                 picture = picture.resize((round(picture.width * scale), round(picture.height * scale)))
             self.read_count += 1
-            text, confidence = ocr.read_picture(picture)
+            text, confidence = ocr.read_picture(picture, memory=self.memory)
             if confidence < MIN_IMAGE_CONFIDENCE or sum(c.isalnum() for c in text) < MIN_IMAGE_LETTERS:
                 continue
             elements.append(Element("image", number, normalize(text), confidence=round(confidence, 1)))
