@@ -750,3 +750,26 @@ def test_only_the_embed_function_reads_and_writes_the_vector_cache_which_expires
             assert variables[Env.VECTOR_CACHE_TABLE] == {"Ref": name}
         else:
             assert not reaches and Env.VECTOR_CACHE_TABLE not in variables, key
+
+
+def test_the_extract_function_keeps_ocr_readings_per_user_and_only_offboarding_erases_them():
+    from pipeline.definition import Env
+
+    [(name, table)] = [(k, t) for k, t in resources("AWS::DynamoDB::Table").items() if k.startswith("OcrCache")]
+    props = table["Properties"]
+    assert [(k["AttributeName"], k["KeyType"]) for k in props["KeySchema"]] == [("user_id", "HASH"), ("key", "RANGE")]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    for key, function in resources("AWS::Lambda::Function").items():
+        handler = function["Properties"].get("ImageConfig", {}).get("Command", [""])[0]
+        reaches = {action for statement in statements_of(handler) if any(
+            name in json.dumps(resource) for resource in listed(statement["Resource"]))
+            for action in listed(statement["Action"])} if handler else set()
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        if handler == f"{INGEST}.extract_handler":
+            assert reaches == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+            assert variables[Env.OCR_CACHE_TABLE] == {"Ref": name}
+        elif handler.endswith(".account_handler"):  # offboarding: query the user's partition, delete it
+            assert {"dynamodb:Query", "dynamodb:BatchWriteItem"} <= reaches
+            assert variables[Env.OCR_CACHE_TABLE] == {"Ref": name}
+        else:
+            assert not reaches and Env.OCR_CACHE_TABLE not in variables, key
