@@ -77,7 +77,7 @@ def aws_environment(home: Path, extra_env: dict[str, str] | None = None):
         if props["KeySchema"][0]["AttributeName"] == "id":
             table_env["HANRAG_IDEMPOTENCY_TABLE"] = lid
         if [k["AttributeName"] for k in props["KeySchema"]] == ["user_id", "key"]:
-            table_env["HANRAG_OCR_CACHE_TABLE"] = lid  # extract's (and offboarding's): OCR is off unless a test turns it on
+            table_env["HANRAG_OCR_CACHE_TABLE"] = lid  # extract and offboarding use it (OCR is off unless turned on)
     env = {
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "MOTO_ALLOW_NONEXISTENT_REGION": "1",

@@ -83,8 +83,9 @@ def engine() -> str:
 
 @dataclass(frozen=True)
 class OcrMemory:
-    """What OCR read, remembered in `cache` under the image's bytes for `owner`, the user whose document
-    it is (as with vectors, a shared memory would tell one user what another's pictures say).
+    """What OCR read, remembered in `cache` under a key made of what Tesseract was given (the image file's
+    bytes; a picture's pixels and the size it is read at) for `owner`, the user whose document it is (as
+    with vectors, a shared memory would tell one user what another's pictures say).
 
     Memory saves work; it is never a reason for an extraction to fail: a store that cannot be read or
     written means the image is read again.
@@ -94,20 +95,23 @@ class OcrMemory:
     owner: str
 
     @staticmethod
-    def key(image: bytes) -> str:
-        return hashlib.sha256(image).hexdigest()[:32]
+    def key(*parts: bytes) -> str:
+        digest = hashlib.sha256()
+        for part in parts:
+            digest.update(len(part).to_bytes(8, "big") + part)
+        return digest.hexdigest()[:32]
 
-    def recall(self, image: bytes) -> list[tuple[str, float]] | None:
+    def recall(self, key: str) -> list[tuple[str, float]] | None:
         try:
-            pages = self.cache.get(engine(), self.owner, self.key(image))
+            pages = self.cache.get(engine(), self.owner, key)
         except Exception:
             log.warning("OCR cache unreadable; reading the image again", exc_info=True)
             return None
         return [(str(text), float(confidence)) for text, confidence in pages] if pages is not None else None
 
-    def keep(self, image: bytes, pages: list[tuple[str, float]]) -> None:
+    def keep(self, key: str, pages: list[tuple[str, float]]) -> None:
         try:
-            self.cache.put(engine(), self.owner, self.key(image), pages)
+            self.cache.put(engine(), self.owner, key, pages)
         except Exception:
             log.warning("OCR cache not written; this image will be read again next time", exc_info=True)
 
@@ -120,7 +124,8 @@ def read_image(image: bytes, timeout: float = 120.0, memory: OcrMemory | None = 
 def read_image_scored(image: bytes, timeout: float = 120.0, memory: OcrMemory | None = None) -> list[tuple[str, float]]:
     """Each page's text with Tesseract's mean word confidence (0–100, weighted by word length); from
     `memory` when these bytes were read before."""
-    if memory is not None and (known := memory.recall(image)) is not None:
+    key = OcrMemory.key(b"image", image) if memory is not None else ""
+    if memory is not None and (known := memory.recall(key)) is not None:
         return known
     pages = _tesseract(image, LAYOUTS[0], timeout)
     if any(confidence < RETRY_BELOW for _, confidence in pages):
@@ -128,7 +133,7 @@ def read_image_scored(image: bytes, timeout: float = 120.0, memory: OcrMemory | 
         if len(again) == len(pages):
             pages = [max(first, second, key=lambda page: page[1]) for first, second in zip(pages, again, strict=True)]
     if memory is not None:
-        memory.keep(image, pages)
+        memory.keep(key, pages)
     return pages
 
 
@@ -172,14 +177,30 @@ def _page_confidences(tsv: str) -> dict[int, float]:
     return {page: weighted[page] / lengths[page] for page in weighted}
 
 
-def read_picture(picture, timeout: float = 120.0, memory: OcrMemory | None = None) -> tuple[str, float]:
-    """Text of a PIL image inside a page, one paragraph per block, with its mean word confidence."""
+def read_picture(picture, timeout: float = 120.0, memory: OcrMemory | None = None,
+                 size: tuple[int, int] | None = None, digest: bytes | None = None) -> tuple[str, float]:
+    """Text of a PIL image inside a page, one paragraph per block, with its mean word confidence.
+
+    `size`: the size it is read at, when it is to be enlarged first; `digest`: the SHA-256 of its pixels,
+    when the caller has it. A picture remembered under its pixels and size is neither enlarged nor
+    encoded again (on a 160-page re-ingest that was most of the extraction time).
+    """
     import io
     import re
 
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    pages = read_image_scored(buffer.getvalue(), timeout, memory)
+    size = size or picture.size
+    key = ""
+    if memory is not None:
+        digest = digest or hashlib.sha256(picture.tobytes()).digest()
+        key = OcrMemory.key(b"picture", digest, f"{picture.mode} {picture.size} {size}".encode())
+    if memory is None or (pages := memory.recall(key)) is None:
+        if size != picture.size:
+            picture = picture.resize(size)
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        pages = read_image_scored(buffer.getvalue(), timeout)
+        if memory is not None:
+            memory.keep(key, pages)
     text, confidence = pages[0] if pages else ("", 0.0)
     lines = [line.strip() for line in text.splitlines()]
     # A picture's labels are short lines; lines with no letter or digit are strokes read as text.

@@ -61,19 +61,23 @@ def extract_pdf(data: bytes, source: str, options: ExtractOptions,
         images = _ImageReader(memory) if options.ocr and options.ocr_images and ocr.available() else None
         for index in range(page_count):
             page_number = index + 1
-            page_elements = _pdf_page_elements(pdf[index], page_number, options)
-            page_text = _text(page_elements)
-            problem = "blank" if not page_text.strip() else "garbled" if looks_garbled(page_text) else None
-            if problem and options.ocr and ocr.available():
-                read = blocks(ocr.read_image(ocr.render_pdf_page(pdf[index]), memory=memory)[0], page_number)
-                if _text(read).strip() and not looks_garbled(_text(read)):
-                    page_elements, problem = read, None
-                    ocr_pages.append(page_number)
-            if problem:
-                unread[problem].append(page_number)
-                page_elements = []  # mojibake never reaches the index
-            elif images is not None and page_number not in ocr_pages:
-                page_elements += images.read(pdf[index], page_number)
+            page = pdf[index]  # loaded once for its text, its tables, its pictures (each load parses the page)
+            try:
+                page_elements = _pdf_page_elements(page, page_number, options)
+                page_text = _text(page_elements)
+                problem = "blank" if not page_text.strip() else "garbled" if looks_garbled(page_text) else None
+                if problem and options.ocr and ocr.available():
+                    read = blocks(ocr.read_image(ocr.render_pdf_page(page), memory=memory)[0], page_number)
+                    if _text(read).strip() and not looks_garbled(_text(read)):
+                        page_elements, problem = read, None
+                        ocr_pages.append(page_number)
+                if problem:
+                    unread[problem].append(page_number)
+                    page_elements = []  # mojibake never reaches the index
+                elif images is not None and page_number not in ocr_pages:
+                    page_elements += images.read(page, page_number)
+            finally:
+                page.close()
             elements.extend(page_elements)
     finally:
         pdf.close()
@@ -136,11 +140,12 @@ class _ImageReader:
                 continue
             self.seen.add(key)
             wanted = (right - left) * IMAGE_DPI / 72
+            size = picture.size
             if picture.width < wanted:
                 scale = min(4.0, wanted / picture.width)
-                picture = picture.resize((round(picture.width * scale), round(picture.height * scale)))
+                size = (round(picture.width * scale), round(picture.height * scale))
             self.read_count += 1
-            text, confidence = ocr.read_picture(picture, memory=self.memory)
+            text, confidence = ocr.read_picture(picture, memory=self.memory, size=size, digest=key)
             if confidence < MIN_IMAGE_CONFIDENCE or sum(c.isalnum() for c in text) < MIN_IMAGE_LETTERS:
                 continue
             elements.append(Element("image", number, normalize(text), confidence=round(confidence, 1)))
