@@ -52,6 +52,13 @@ def is_mostly_korean(text: str) -> bool:
 
 def sentences(text: str) -> list[str]:
     """Sentences of Korean (and mixed) text, whitespace collapsed: a wrapped line is rejoined."""
+    return list(_sentences(text))
+
+
+# The chunker and the summarizer split the same paragraphs of a document, one after the other (in one
+# process, the local runner): the second split is a lookup. 4,096 paragraphs is a few MB at most.
+@lru_cache(maxsize=4096)
+def _sentences(text: str) -> tuple[str, ...]:
     found: list[str] = []
     for item in _ITEM_START.split(text):
         if not item.strip():
@@ -59,7 +66,7 @@ def sentences(text: str) -> list[str]:
         with _lock:
             parts = kiwi().split_into_sents(item)
         found += _titles_rejoined([" ".join(p.text.split()) for p in parts if p.text.strip()])
-    return found
+    return tuple(found)
 
 
 # Kiwi ends a sentence after a title in brackets that opens the next one: "…출연했다. 《4인용 식탁》" |
