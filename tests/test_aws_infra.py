@@ -506,7 +506,7 @@ def test_tables_sns_embedding_endpoint_and_chat_apis(template):
     tables = {t["Properties"]["KeySchema"][0]["AttributeName"] + "/" + (
         t["Properties"]["KeySchema"][1]["AttributeName"] if len(t["Properties"]["KeySchema"]) > 1 else "")
         for t in resources("AWS::DynamoDB::Table").values()}
-    assert tables == {"user_id/source", "user_id/run_key", "user_id/turn_key", "id/", "key/"}
+    assert tables == {"user_id/source", "user_id/run_key", "user_id/turn_key", "id/", "key/", "user_id/key"}
     for table in resources("AWS::DynamoDB::Table").values():
         assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
         assert table["DeletionPolicy"] == "Delete"
