@@ -733,18 +733,23 @@ def test_uploads_deletes_and_offboarding_have_their_own_function_and_routes():
         {"AllowedHeaders": ["content-type"], "AllowedMethods": ["PUT"], "AllowedOrigins": ["*"], "MaxAge": 3000}]
 
 
+def table_access(name: str):
+    """Each function's (logical id, handler, the actions its role may take on table `name`, its environment)."""
+    for key, function in resources("AWS::Lambda::Function").items():
+        handler = function["Properties"].get("ImageConfig", {}).get("Command", [""])[0]
+        reaches = {action for statement in statements_of(handler) if any(
+            name in json.dumps(resource) for resource in listed(statement["Resource"]))
+            for action in listed(statement["Action"])} if handler else set()
+        yield key, handler, reaches, function["Properties"].get("Environment", {}).get("Variables", {})
+
+
 def test_only_the_embed_function_reads_and_writes_the_vector_cache_which_expires_unused_vectors():
     from pipeline.definition import Env
 
     [(name, table)] = [(k, t) for k, t in resources("AWS::DynamoDB::Table").items() if k.startswith("VectorCache")]
     assert table["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
-    for key, function in resources("AWS::Lambda::Function").items():
-        handler = function["Properties"].get("ImageConfig", {}).get("Command", [""])[0]
-        reaches = {action for statement in statements_of(handler) if any(
-            name in json.dumps(resource) for resource in listed(statement["Resource"]))
-            for action in listed(statement["Action"])} if handler else set()
-        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+    for key, handler, reaches, variables in table_access(name):
         if handler == f"{INGEST}.embed_handler":
             assert reaches == {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"}
             assert variables[Env.VECTOR_CACHE_TABLE] == {"Ref": name}
@@ -759,12 +764,7 @@ def test_the_extract_function_keeps_ocr_readings_per_user_and_only_offboarding_e
     props = table["Properties"]
     assert [(k["AttributeName"], k["KeyType"]) for k in props["KeySchema"]] == [("user_id", "HASH"), ("key", "RANGE")]
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-    for key, function in resources("AWS::Lambda::Function").items():
-        handler = function["Properties"].get("ImageConfig", {}).get("Command", [""])[0]
-        reaches = {action for statement in statements_of(handler) if any(
-            name in json.dumps(resource) for resource in listed(statement["Resource"]))
-            for action in listed(statement["Action"])} if handler else set()
-        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+    for key, handler, reaches, variables in table_access(name):
         if handler == f"{INGEST}.extract_handler":
             assert reaches == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
             assert variables[Env.OCR_CACHE_TABLE] == {"Ref": name}

@@ -164,3 +164,12 @@ def _switch_to_wal(connection: apsw.Connection, within_seconds: float) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def keep_within(connection, table: str, max_rows: int) -> None:
+    """Inside a write transaction: forget the least recently used rows of a cache table (`last_used`)
+    beyond `max_rows`. `table` is one of ours, never user input."""
+    (count,), = connection.execute(f"SELECT count(*) FROM {table}")
+    if count > max_rows:
+        connection.execute(f"DELETE FROM {table} WHERE rowid IN"
+                           f" (SELECT rowid FROM {table} ORDER BY last_used, rowid LIMIT ?)", (count - max_rows,))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 
-from pipeline.adapters.local.database import Database
+from pipeline.adapters.local.database import Database, keep_within
 
 DEFAULT_ROWS = 20_000
 _SCHEMA = """
@@ -60,11 +60,7 @@ class SqliteOcrCache:
                 (engine, owner, key, json.dumps([[text, confidence] for text, confidence in pages], ensure_ascii=False),
                  time.time()),
             )
-            (count,), = c.execute("SELECT count(*) FROM ocr_cache")
-            if count > self.max_rows:
-                c.execute("DELETE FROM ocr_cache WHERE rowid IN"
-                          " (SELECT rowid FROM ocr_cache ORDER BY last_used, rowid LIMIT ?)",
-                          (count - self.max_rows,))
+            keep_within(c, "ocr_cache", self.max_rows)
 
     def rows(self) -> int:
         return self.db.execute("SELECT count(*) FROM ocr_cache")[0][0]

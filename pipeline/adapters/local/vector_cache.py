@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pipeline.adapters.local.database import Database
+from pipeline.adapters.local.database import Database, keep_within
 
 DEFAULT_ROWS = 100_000
 _SCHEMA = """
@@ -63,11 +63,7 @@ class SqliteVectorCache:
                 " ON CONFLICT (model, key) DO UPDATE SET vector = excluded.vector, last_used = excluded.last_used",
                 [(model, key, np.asarray(v, dtype="<f4").tobytes(), now) for key, v in vectors.items()],
             )
-            (count,), = c.execute("SELECT count(*) FROM vector_cache")
-            if count > self.max_rows:
-                c.execute("DELETE FROM vector_cache WHERE rowid IN"
-                          " (SELECT rowid FROM vector_cache ORDER BY last_used, rowid LIMIT ?)",
-                          (count - self.max_rows,))
+            keep_within(c, "vector_cache", self.max_rows)
 
     def rows(self) -> int:
         return self.db.execute("SELECT count(*) FROM vector_cache")[0][0]
