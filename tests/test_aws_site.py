@@ -450,11 +450,13 @@ NOTE = ("청년 주거 지원 사업 안내\n\n"
 
 def test_a_file_dropped_on_the_page_goes_up_through_a_presigned_url_and_is_listed_once_ingested(site, browser,
                                                                                                  tmp_path):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as seen
     from selenium.webdriver.support.ui import WebDriverWait
 
-    wait = WebDriverWait(browser, WAIT_SECONDS)
+    # the documents list is redrawn while the page polls: an element read as it is replaced is read again
+    wait = WebDriverWait(browser, WAIT_SECONDS, ignored_exceptions=(StaleElementReferenceException,))
     if not browser.current_url.startswith(site.base):
         browser.get(f"{site.base}/")
     wait.until(lambda b: b.find_element(By.ID, "app").is_displayed() or b.find_element(By.ID, "login-cognito-button")
