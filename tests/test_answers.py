@@ -4,12 +4,13 @@ a user who lacks the document, and the same candidates in an LLM's prompt."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
 from chat.answer import NOT_FOUND, extractive_answer
-from chat.candidates import read_hits
+from chat.candidates import read_hits, read_question, score
 from chat.retrieve import Retriever
 from chat.service import ChatService, ChatTurn
 from pipeline.adapters.local.history import SqliteHistory
@@ -222,3 +223,53 @@ def test_a_term_asked_of_a_row_is_the_cell_under_the_header_it_names(runner):
     assert reply["fact"]["text"] == "터널 내부 습도 95% 이상 터널 외부 습도 90% 이상", reply
     assert "터널 내외기상태: 터널 내부 습도 95% 이상" in reply["answer"], reply["answer"]
     assert [(c["source"], c["page"]) for c in reply["citations"]] == [(TUNNEL, 9)]
+
+
+# KorQuAD 1.0 dev (대한민국_아파트의_역사), verbatim. A sentence restates the question and the fact is in the
+# one after it: the best candidate is the restating sentence (it holds all the question's words), and
+# the sentence after it, which holds the fact but few of the question's words, is read with it.
+APARTMENTS = (
+    "1930년, 한 공동주택이 회현동에 세워졌다. 일반 사무실이나 백화점은 그 이전에도 고층 건물이 있었지만 주택을 3층으로 "
+    "올린 것은 이례적이었다. 더욱이 한 건물에 한 세대가 아닌 여러 세대가 함께 거주하는 '공동주택' 개념은 당시에는 전 "
+    "세계적으로 매우 생소했다. 경성 미쿠니상사는 1935년 더욱 진보된 건축 기술로 내자동에 또 하나의 관사(아파트)를 "
+    "짓는다. 이 건축물에 대해서는 더 많은 정보가 전해진다. 회현동 관사는 벽돌로 지었으나 이 아파트는 콘크리트 자재를 "
+    "썼고 4층 높이에 외관도 현대식으로 설계됐다. 평면 구조는 4개의 다다미 방과 부엌, 화장실을 갖추었고 개별 난방을 "
+    "제공했다."
+)
+
+
+@pytest.mark.parametrize(("question", "fact", "not_it"), [
+    ("1930년 회현동에 세워진 공동주택의 층수는 얼마인가?", "3층", "4층"),
+])
+def test_the_fact_after_the_sentence_restating_the_question_is_the_answer(question, fact, not_it):
+    reply = extractive_answer(question, [_passage(APARTMENTS)])
+    assert reply.found and fact in reply.text and not_it not in reply.text, reply.text
+
+
+def _korquad_hits() -> dict[str, tuple[str, list[SearchHit]]]:
+    """Real retrieval: four KorQuAD 1.0 dev questions and the 10 hits `hanrag search` returned for them
+    over the index of all 964 dev paragraphs (tests/fixtures/korquad-hits.json says how they were made)."""
+    asked = json.loads((FIXTURES / "korquad-hits.json").read_text(encoding="utf-8"))["questions"]
+    return {q["question"]: (q["answer"], [SearchHit(**hit) for hit in q["hits"]]) for q in asked}
+
+
+@pytest.mark.parametrize("question", [
+    "전현희의 출신 지역은 어디인가?",  # the rules: a sentence about 지역감정 that names no place of hers
+    "2010년 국가 채무에 대한 정부의 매년 이자 지출액은?",  # the rules: "채무가 400조를 돌파하였다"
+    "정성공의 아버지는 누구인가?",  # the rules: "정성공은 아버지를 따르지 않고 …"
+])
+def test_the_reader_picks_the_sentence_that_answers_where_the_rules_alone_do_not(question):
+    gold, hits = _korquad_hits()[question]
+    reply = extractive_answer(question, hits)
+    assert reply.found and gold in reply.text, reply.text
+    by_rules = score(read_question(question), read_hits(hits), hits)  # the rules' order, no reader
+    assert gold not in extractive_answer(question, hits, threshold=0.0, ranked=by_rules).text
+
+
+def test_the_gate_says_not_found_where_a_sentence_shares_the_question_words_but_cannot_answer():
+    question = "반포주공아파트의 최대 평수는?"  # asked of a user who has every dev paragraph but its own
+    _, hits = _korquad_hits()[question]
+    by_rules = score(read_question(question), read_hits(hits), hits)
+    assert by_rules[0].relevance >= 0.7  # a list of other apartments: the words, not the answer
+    reply = extractive_answer(question, hits)
+    assert reply.text.startswith(NOT_FOUND) and reply.citations, reply.text

@@ -1,0 +1,58 @@
+"""The reader's weights (chat/reader.py), written by bench/train_reader.py: do not edit by hand.
+
+Fitted on 1682 KorQuAD 1.0 dev questions from 327 paragraphs outside the benchmark's
+sample (seed 14, 1000 questions). Short right replies on the training questions, no gate: 0.8300.
+"""
+
+RANKER: dict[str, float] = {
+    'rule_score': 5.88343,
+    'coverage': 4.261899,
+    'coverage_squared': -0.930808,
+    'relevance': -1.992222,
+    'fact': -0.103816,
+    'hit_rank': -0.158517,
+    'first_hit': 0.998514,
+    'first_hit_coverage': -0.175228,
+    'hit_score': 1.438269,
+    'hit_score_below_top': 1.338023,
+    'overlong': -0.696585,
+    'before_coverage': 1.328632,
+    'after_coverage': -0.384815,
+    'fact_after_covering_sentence': 0.022681,
+    'fact_after_better_sentence': -0.213672,
+    'passage_best_coverage': -3.555606,
+    'first_of_passage': 0.040037,
+    'is_passage_best': 0.354974,
+    'after_passage_best': 0.176651,
+    'before_passage_best': 0.606842,
+    'fact_after_passage_best': 0.231838,
+    'row': 0.0,
+    'rule_order': 1.467115,
+    'leans_on_previous': 0.105974,
+    'names': 0.048655,
+    'foreign_words': -0.028371,
+    'fact_amount': 0.003674,
+    'no_fact_amount': -0.017042,
+    'fact_count': 5.6e-05,
+    'no_fact_count': -0.001484,
+    'fact_date': 0.204028,
+    'no_fact_date': -0.332718,
+    'fact_place': -0.159998,
+    'no_fact_place': 2.706304,
+    'fact_person': -0.066838,
+    'no_fact_person': 2.268199,
+    'fact_term': -0.104565,
+    'no_fact_term': 0.697667,
+}
+GATE: dict[str, float] = {
+    'bias': -8.689205,
+    'relevance': 0.343809,
+    'coverage': 0.889325,
+    'top_hit_score': 1.57376,
+    'hit_score': 1.769362,
+    'margin': 0.477122,
+    'fact': 0.005415,
+    'asks_a_kind': -0.124686,
+    'reader_score': 0.253968,
+    'question_words': -0.242139,
+}
