@@ -1,11 +1,12 @@
 """Answer composition: retrieved chunks → an answer with citations.
 
 Without an LLM (the embedded default) the answer is extractive: every sentence and table row of the
-hits is a candidate (chat/candidates.py), the best one — the one holding the question's words and the
-kind of fact it asks for — is the reply, cut to its clauses around the fact when long, with the fact's
-span and the citation mark; below a relevance threshold the reply says nothing was found and points to
-the closest passages. With an `LLM`, the hits holding the best candidates are given to it as quoted
-context (tables as rows read with their headers) under a Korean system prompt.
+hits is a candidate, scored by rules (chat/candidates.py: the question's words, the kind of fact it asks
+for) and reordered by a reader learned on KorQuAD (chat/reader.py); the best one is the reply, cut to its
+clauses around the fact when long, with the fact's span and the citation mark. When the reader is not
+confident that it answers, the reply says nothing was found and points to the closest passages. With
+an `LLM`, the hits holding the best candidates are given to it as quoted context (tables as rows read
+with their headers) under a Korean system prompt.
 """
 
 from __future__ import annotations
