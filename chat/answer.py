@@ -33,6 +33,7 @@ NOT_FOUND = "문서에서 질문에 대한 답을 찾지 못했습니다."
 # third pass"): set so that a user without the paragraph gets a wrong answer far less often than "not found".
 ANSWER_CONFIDENCE = 0.1
 FOLLOWER_RELEVANCE = 0.5  # least share of the question's words a second sentence of the reply holds
+FOLLOWER_MARGIN = 0.2  # ... and how far below the best it may be (the reader's logit: e^-0.2, 0.8 times as likely)
 LLM_PASSAGES = 6  # hits quoted to a model, those holding the best candidates first
 
 
@@ -188,7 +189,7 @@ def extractive_answer(question: str, hits: list[SearchHit], max_sentences: int =
         # (read after the one before it, the next sentence needs none of the question's words itself)
         follower = next((c for c in ranked[1:6] if c.rank == best.rank and (
             (c.position == best.position + 1 and c.fact is not None)
-            or (c.relevance >= FOLLOWER_RELEVANCE and c.score >= best.score - 0.2))), None)
+            or (c.relevance >= FOLLOWER_RELEVANCE and c.score >= best.score - FOLLOWER_MARGIN))), None)
         # only when both fit a short reply: a second sentence must not push the first one's fact out
         if follower is not None and len(best.text) + len(follower.text) < SHORT_REPLY:
             chosen = sorted([best, follower], key=lambda c: c.position)
