@@ -49,8 +49,8 @@ def load_answerer(path: Path):
 
 
 def _judge(question, text: str, fact: str | None, found: bool) -> dict:
-    plain = korquad._MARKS.sub("", text).strip()
-    held = found and any(korquad._squeeze(g) in korquad._squeeze(plain) for g in question.answers)
+    plain = korquad.without_marks(text)
+    held = found and korquad.holds_gold(text, question.answers)
     return {"held": held, "short": held and len(plain) <= korquad.SHORT_ANSWER_CHARS, "chars": len(plain),
             "found": found, "exact": bool(fact) and any(korquad._squeeze(fact) == korquad._squeeze(g)
                                                         for g in question.answers),

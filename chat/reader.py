@@ -91,7 +91,7 @@ def rerank(question: Question, ranked: list[Candidate], hits: Sequence[SearchHit
     candidate 1.0 above another is e≈2.7 times as likely the answer); the rest after them. A table
     answer, or one from fewer hits than a full page, keeps the rules' order, its scores put on the
     reader's scale."""
-    if (ranked and ranked[0].kind == "row") or len(hits) < FULL_PAGE:
+    if _rules_decide(ranked, hits):
         for candidate in ranked:
             candidate.score *= weights.get("rule_score", 1.0)
         return ranked
@@ -103,6 +103,11 @@ def rerank(question: Question, ranked: list[Candidate], hits: Sequence[SearchHit
     for candidate in ranked[len(signals):]:
         candidate.score = floor - 1.0
     return head + ranked[len(signals):]
+
+
+def _rules_decide(ranked: Sequence[Candidate], hits: Sequence[SearchHit]) -> bool:
+    """A table answer, or hits fewer than the models were fitted on: the rules' order and threshold."""
+    return (bool(ranked) and ranked[0].kind == "row") or len(hits) < FULL_PAGE
 
 
 def gate_signals(question: Question, ranked: Sequence[Candidate], hits: Sequence[SearchHit]) -> dict[str, float]:
@@ -119,7 +124,7 @@ def confidence(question: Question, ranked: Sequence[Candidate], hits: Sequence[S
     """The chance, learned on KorQuAD, that the reader's best candidate is a right answer."""
     if not ranked or not hits:
         return 0.0
-    if ranked[0].kind == "row" or len(hits) < FULL_PAGE:  # the rules' judgement: enough of the question
+    if _rules_decide(ranked, hits):  # the rules' judgement: enough of the question's words
         return 1.0 if ranked[0].relevance >= ROW_RELEVANCE else 0.0
     z = weights.get("bias", 0.0) + sum(weights.get(k, 0.0) * v for k, v in gate_signals(question, ranked, hits).items())
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))

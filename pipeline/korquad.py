@@ -231,6 +231,17 @@ def _squeeze(text: str) -> str:
     return "".join(text.split()).lower()
 
 
+def without_marks(reply: str) -> str:
+    """A reply as it is read for the measure: its citation marks ([1]) removed."""
+    return _MARKS.sub("", reply).strip()
+
+
+def holds_gold(reply: str, answers: Sequence[str]) -> bool:
+    """Whether a reply, citation marks removed, holds one of the gold spans (spaces and case aside)."""
+    plain = _squeeze(without_marks(reply))
+    return any(_squeeze(gold) in plain for gold in answers)
+
+
 def _tokens(text: str) -> list[str]:
     return re.sub(r"[^\w\s]", " ", text.lower()).split()
 
@@ -257,8 +268,8 @@ def evaluate_answers(index: SqliteIndex, embedder: Embedder, questions: Sequence
         hits = product_search(index, question.text, vector, 3 * k)
         own = hits[:k]
         reply, fact, found = answerer(question.text, own)
-        plain = _MARKS.sub("", reply).strip()
-        held = found and any(_squeeze(gold) in _squeeze(plain) for gold in question.answers)
+        plain = without_marks(reply)
+        held = found and holds_gold(reply, question.answers)
         contains.append(held)
         short_contains.append(held and len(plain) <= SHORT_ANSWER_CHARS)
         lengths.append(len(plain))
