@@ -16,6 +16,12 @@ from pipeline.ports import Embedder
 MAX_BATCH_TOKENS = 2048
 
 
+def embedding_text(chunk: Chunk) -> str:
+    """What the embedder sees of a chunk: its search text, "title · heading" line first. The context
+    line earns its tokens (bench/embed_less.py, bench/RESULTS.md "Less to embed per page")."""
+    return chunk.search_text
+
+
 def embed_chunks(
     chunks: Sequence[Chunk],
     embedder: Embedder,
@@ -26,7 +32,7 @@ def embed_chunks(
     """Vectors in chunk order. Batches are formed from texts of similar length, so a batch's
     slowest text sets its pace for others of about the same size; a batch holds at most
     `batch_size` texts and, past its first, at most `max_tokens` tokens."""
-    texts = [c.search_text for c in chunks]
+    texts = [embedding_text(c) for c in chunks]
     vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     for batch in _batches(order, [c.tokens for c in chunks], batch_size, max_tokens):

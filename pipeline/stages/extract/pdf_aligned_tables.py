@@ -11,7 +11,6 @@ it passes every check in `_is_table` (measured over every page of `corpus/ko` an
 from __future__ import annotations
 
 import re
-import statistics
 from dataclasses import dataclass
 
 from pipeline.korean import normalize
@@ -115,21 +114,23 @@ def _page_columns(words: list[_Word], page_width: float) -> list[list[_Word]]:
 def _lines(words: list[_Word]) -> list[list[_Word]]:
     """Words grouped into lines (by their vertical middle), top to bottom, each left to right."""
     lines: list[list[_Word]] = []
+    middles = 0.0  # sum of the last line's word middles: its mean middle, kept as words join
     for word in sorted(words, key=lambda w: ((w.top + w.bottom) / 2, w.x0)):
         middle = (word.top + word.bottom) / 2
         if lines:
             last = lines[-1]
-            last_middle = statistics.fmean((w.top + w.bottom) / 2 for w in last)
-            if abs(middle - last_middle) < (word.bottom - word.top) / 2:
+            if abs(middle - middles / len(last)) < (word.bottom - word.top) / 2:
                 last.append(word)
+                middles += middle
                 continue
         lines.append([word])
+        middles = middle
     return [sorted(line, key=lambda w: w.x0) for line in lines]
 
 
 def _pieces(line: list[_Word]) -> list[_Word]:
     """The line cut at gaps wide enough to separate columns."""
-    height = statistics.median(w.bottom - w.top for w in line)
+    height = _median([w.bottom - w.top for w in line])
     pieces = [_Word(line[0].text, line[0].x0, line[0].x1, line[0].top, line[0].bottom)]
     for word in line[1:]:
         piece = pieces[-1]
@@ -157,7 +158,7 @@ def _tables(lines: list[list[_Word]]) -> list[AlignedTable]:
     previous_bottom = None
     for line in lines:
         pieces = _pieces(line)
-        height = statistics.median(w.bottom - w.top for w in line)
+        height = _median([w.bottom - w.top for w in line])
         near = previous_bottom is not None and line[0].top - previous_bottom < 1.8 * height
         if run and near and _fits(pieces, anchors):
             run.append(pieces)
@@ -171,6 +172,13 @@ def _tables(lines: list[list[_Word]]) -> list[AlignedTable]:
         previous_bottom = max(w.bottom for w in line)
     close()
     return found
+
+
+def _median(values: list[float]) -> float:
+    """statistics.median without its generality (called for every line of every page)."""
+    ordered = sorted(values)
+    half = len(ordered) // 2
+    return ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2
 
 
 def _column_of(x: float, anchors: list[float]) -> int | None:
@@ -227,7 +235,7 @@ def _is_table(rows: list[list[str]], run: list[list[_Word]], anchors: list[float
             return False  # a column with one cell is a stray word, not a column
         if all(_MARKER.match(c) for c in cells):
             return False  # bullets or numbers beside text: a list
-        if statistics.median(len(c) for c in cells) > MAX_MEDIAN_CELL:
+        if _median([len(c) for c in cells]) > MAX_MEDIAN_CELL:
             return False
     for column in range(columns):
         ends = [p.x1 for pieces in run for p in pieces if _column_of(p.x0, anchors) == column]
